@@ -1,0 +1,59 @@
+"""`iro-bb data ...`: dataset validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import InputError
+from .common import console, err_console
+
+app = typer.Typer(help="Validate and inspect JSONL datasets.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSONL file: one {'prompt': ...} or {'messages': [...]} per line."),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Count prompt tokens with this model's tokenizer (alias, folder, .gguf or hub id).",
+        ),
+    ] = "smollm2-135m-instruct",
+    no_tokens: Annotated[
+        bool,
+        typer.Option("--no-tokens", help="Skip loading a tokenizer; do not report token lengths."),
+    ] = False,
+    max_errors: Annotated[int, typer.Option(help="Stop after this many bad lines.")] = 50,
+) -> None:
+    """Validate FILE line by line and print a summary (count, prompt tokens, fields)."""
+    from ..dataset import check_dataset
+    from ..tokenizers import load_tokenizer
+
+    tokenizer = None if no_tokens else load_tokenizer(model)
+    summary = check_dataset(file, tokenizer=tokenizer, max_errors=max_errors)
+    if summary.errors:
+        for e in summary.errors:
+            err_console.print(f"[red]error[/red] {escape(e)}", highlight=False, soft_wrap=True)
+        raise InputError(f"{file}: {len(summary.errors)} bad line(s)")
+    t = Table(title=f"{file}", show_header=False)
+    t.add_row("examples", str(summary.count))
+    t.add_row("chat / text", f"{summary.chat} / {summary.text}")
+    if summary.token_percentiles:
+        p = summary.token_percentiles
+        t.add_row(
+            f"prompt tokens ({model})",
+            f"min {p['min']:.0f}  p50 {p['p50']:.0f}  p90 {p['p90']:.0f}  p99 {p['p99']:.0f}  max {p['max']:.0f}",
+        )
+    t.add_row("fields", ", ".join(f"{k} ({n})" for k, n in summary.fields.items()))
+    console.print(t)
+    console.print(f"[green]ok[/green]: {summary.count} examples")

@@ -1,0 +1,72 @@
+"""`iro-bb runs ...`: list and inspect alignment runs in the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .common import DbOption, console
+
+app = typer.Typer(help="List and inspect alignment runs.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_runs(db: DbOption = None) -> None:
+    """All runs in the store, newest first."""
+    from ..runs import list_runs as _list
+
+    rows = _list(db)
+    t = Table(title="runs")
+    for col in ("name", "status", "model", "provider", "iterations", "best reward", "created"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["name"],
+            r["status"],
+            str(r["model"]),
+            str(r["provider"]),
+            str(r["iterations"]),
+            "" if r["best_reward"] is None else f"{r['best_reward']:.3f}",
+            r["created"],
+        )
+    console.print(t)
+    if not rows:
+        console.print("no runs yet: start one with `iro-bb align DATA.jsonl`")
+
+
+@app.command("show")
+def show(
+    run: Annotated[str, typer.Argument(help="Run name or numeric id.")],
+    db: DbOption = None,
+) -> None:
+    """One run: its configuration and a table per iteration."""
+    from ..runs import run_summary
+
+    info = run_summary(run, db)
+    console.print(f"[bold]{info['name']}[/bold]  status={info['status']}  out={info['out_dir']}")
+    cfg = Table(title="config", show_header=False)
+    for k, v in info["config"].items():
+        cfg.add_row(k, str(v))
+    console.print(cfg)
+    it = Table(title="iterations")
+    cols = ["t", "stage", "mean reward", "win rate vs base", "tokens", "requests", "cost $"]
+    for c in cols:
+        it.add_column(c)
+    for row in info["iterations"]:
+        m = row["metrics"]
+
+        def f(x, fmt="{:.3f}"):
+            return "" if x is None else fmt.format(x)
+
+        it.add_row(
+            str(row["t"]),
+            row["stage"],
+            f(m.get("eval_mean_reward")),
+            f(m.get("win_rate_vs_base")),
+            f(m.get("tokens"), "{:.0f}"),
+            f(m.get("requests"), "{:.0f}"),
+            f(m.get("cost_usd"), "{:.4f}"),
+        )
+    console.print(it)

@@ -1,0 +1,167 @@
+"""Opening the store: engine, SQLite pragmas, numbered migrations and the schema-version check.
+
+    store = open_store("sqlite:///iro-runs/iro.db")   # or a path, or IRO_DB, or postgresql://...
+    with store.session() as s: ...
+
+A database made by a newer iro-bb, or by something else entirely, is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import StoreError
+from .schema import Base, Meta, Migration
+
+APP_NAME = "iro-bb"
+DEFAULT_HOME = "iro-runs"
+
+
+def _m1_initial(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+# Numbered migrations: (version, name, function). Append only; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
+    (1, "initial schema", _m1_initial),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def default_home() -> Path:
+    """Folder for the default database and run folders (IRO_HOME, else ./iro-runs)."""
+    return Path(os.environ.get("IRO_HOME", DEFAULT_HOME))
+
+
+def resolve_db_url(db: str | None = None) -> str:
+    """--db / IRO_DB take any SQLAlchemy URL or a plain file path; default iro-runs/iro.db."""
+    db = db or os.environ.get("IRO_DB")
+    if not db:
+        db = str(default_home() / "iro.db")
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser()}"
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class Store:
+    """A handle on one database. Cheap to share; sessions are short-lived."""
+
+    def __init__(self, url: str, engine: Engine):
+        self.url = url
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        return _redact(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def schema_version(self) -> int:
+        with self.session() as s:
+            row = s.get(Meta, "schema_version")
+            return int(row.value) if row else 0
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _migrate(store: Store) -> None:
+    engine = store.engine
+    try:
+        tables = set(inspect(engine).get_table_names())
+    except OperationalError as e:
+        raise StoreError(f"cannot open database {store.display_url}: {e.orig}") from None
+    if tables and "iro_meta" not in tables:
+        raise StoreError(
+            f"database {store.display_url} was not made by iro-bb (it has tables "
+            f"{', '.join(sorted(tables)[:5])} but no iro_meta): refusing to touch it; "
+            "point --db / IRO_DB at another file"
+        )
+    current = 0
+    if tables:
+        with store.session() as s:
+            app = s.get(Meta, "app")
+            if app is None or app.value != APP_NAME:
+                raise StoreError(
+                    f"database {store.display_url} belongs to "
+                    f"'{app.value if app else 'unknown'}', not iro-bb: refusing to touch it"
+                )
+            v = s.get(Meta, "schema_version")
+            current = int(v.value) if v else 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {store.display_url} has schema version {current}, newer than this iro-bb "
+            f"understands ({SCHEMA_VERSION}): upgrade iro-bb (pip install -U iro-bb)"
+        )
+    for version, name, fn in MIGRATIONS:
+        if version <= current:
+            continue
+        fn(engine)
+        with store.session() as s:
+            s.merge(Meta(key="app", value=APP_NAME))
+            s.merge(Meta(key="schema_version", value=str(version)))
+            if s.scalar(select(Migration).where(Migration.version == version)) is None:
+                s.add(Migration(version=version, name=name))
+
+
+def open_store(db: str | None = None) -> Store:
+    """Open (creating or migrating) the store at `db` (URL or path; default IRO_DB / iro-runs)."""
+    url = resolve_db_url(db)
+    try:
+        engine = make_engine(url)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
+    store = Store(url, engine)
+    try:
+        _migrate(store)
+    except SQLAlchemyError as e:
+        raise StoreError(f"cannot open database {store.display_url}: {e}") from None
+    return store

@@ -1,0 +1,22 @@
+"""Small shared helpers: canonical hashing, seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: the same object always gives the same string."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 hex digest of the canonical JSON of obj."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed derived deterministically from any JSON-able parts."""
+    return int(stable_hash(list(parts))[:15], 16)

@@ -1,0 +1,22 @@
+"""Shared fixtures. Real parts: the shipped SmolLM2 and MiniLM models, a real llama-cpp-python
+server on 127.0.0.1, real SQLite files. Each real model / server is loaded once per session.
+
+Fixtures of each area live in their own `_fx_*.py` module, imported here.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _fx_api import *  # noqa: E402,F401,F403
+from _fx_core import *  # noqa: E402,F401,F403
+from _fx_graders import *  # noqa: E402,F401,F403
+from _fx_hf import *  # noqa: E402,F401,F403
+from _fx_jobs import *  # noqa: E402,F401,F403
+from _fx_llama import *  # noqa: E402,F401,F403
+from _fx_search import *  # noqa: E402,F401,F403
+from _fx_value import *  # noqa: E402,F401,F403
