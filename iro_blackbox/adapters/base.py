@@ -10,12 +10,12 @@ applies the chat template itself. `prefix` is the response so far (plain text, n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..params import SamplingParams
 
 Message = dict[str, str]
-Prompt = Union[str, list[Message]]
+Prompt = str | list[Message]
 FinishReason = Literal["stop", "length"]
 
 
