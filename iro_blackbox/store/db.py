@@ -157,7 +157,7 @@ def open_store(db: str | None = None) -> Store:
     url = resolve_db_url(db)
     try:
         engine = make_engine(url)
-    except (SQLAlchemyError, ImportError, ValueError) as e:
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
         raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
     store = Store(url, engine)
     try:
