@@ -106,6 +106,8 @@ class Rollout(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # on the selected row: what the whole search for this prompt cost (every chunk generated)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

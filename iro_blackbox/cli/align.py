@@ -1,0 +1,64 @@
+"""`iro-bb align DATA.jsonl`: run (or resume) IRO and print the per-iteration table."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import InputError
+from .align_options import split_options, with_align_options
+from .common import DbOption, console
+
+EXTRA = [
+    inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=DbOption, default=None),
+    inspect.Parameter(
+        "quiet",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")],
+        default=False,
+    ),
+]
+
+
+def print_iterations(iterations: list[dict], title: str = "iterations (held-out prompts)") -> None:
+    from ..report import COLUMNS, table_rows
+
+    t = Table(title=title)
+    for _, head, _ in COLUMNS:
+        t.add_column(head, justify="right")
+    for row in table_rows(iterations):
+        t.add_row(*row)
+    console.print(t)
+
+
+@with_align_options(EXTRA)
+def align_cmd(**kwargs) -> None:
+    """Align the model to DATA: T iterations of rollouts, grading, value-model training, evaluation.
+
+    Re-running the same command resumes where it stopped. Ends with the table and the report path.
+    """
+    from ..align import align
+
+    db = kwargs.pop("db")
+    quiet = kwargs.pop("quiet")
+    data, resume, opts = split_options(kwargs)
+    if data is None and resume is None:
+        raise InputError("align: give a DATA.jsonl file (or --resume RUN)")
+    res = align(data, db=db, progress=not quiet, resume=resume, **opts)
+    print_iterations(res.iterations)
+    s = res.metrics
+    if s.get("iro_mean_reward") is not None:
+        console.print(
+            f"held-out mean reward: base {s['base_mean_reward']:+.3f} -> IRO (t={s['iterations']}) "
+            f"{s['iro_mean_reward']:+.3f}; Best-of-{s['bon_n']} {s['bon_mean_reward']:+.3f}; "
+            f"win rate vs base {s['win_rate_vs_base']:.2f}"
+        )
+    console.print(f"run: [bold]{res.name}[/bold]")
+    console.print(f"report: {res.report}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("align")(align_cmd)

@@ -1,0 +1,87 @@
+"""`iro-bb eval --run RUN test.jsonl --methods base,bon,cbs,iro`: comparison at equal compute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .common import DbOption, console
+
+
+def eval_cmd(
+    data: Annotated[Path, typer.Argument(help="Test prompts (JSONL).")],
+    run: Annotated[str, typer.Option("--run", "-r", help="Run name (or id) to evaluate.")],
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: base, bon (Best-of-N), cbs (V_1 only), iro (V_1..V_T)."
+        ),
+    ] = "base,bon,cbs,iro",
+    limit: Annotated[int | None, typer.Option(help="Evaluate on the first N prompts only.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+    ] = None,
+    db: DbOption = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars; print JSON only.")
+    ] = False,
+) -> None:
+    """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
+    from ..evaluate import evaluate, write_json
+
+    res = evaluate(
+        run,
+        data,
+        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        db=db,
+        progress=not quiet,
+        limit=limit,
+    )
+    if json_out:
+        write_json(res, json_out)
+    if quiet:
+        console.print_json(json.dumps(res))
+        return
+    t = Table(
+        title=f"{res['run']} on {res['data']} ({res['prompts']} prompts, N = W*K = {res['n']})"
+    )
+    for c in (
+        "method",
+        "mean reward",
+        "± stderr",
+        "value pick",
+        "win rate vs base",
+        "tokens/prompt",
+        "seconds",
+    ):
+        t.add_column(c, justify="right")
+
+    def f(v, fmt="{:+.3f}"):
+        return "" if v is None else fmt.format(v)
+
+    for name, m in res["methods"].items():
+        label = {
+            "base": "base",
+            "bon": f"best-of-{res['n']}",
+            "cbs": "cbs (V_1)",
+            "iro": "iro (V_1..V_T)",
+        }.get(name, name)
+        t.add_row(
+            label,
+            f(m["mean_reward"]),
+            f(m.get("stderr"), "{:.3f}"),
+            f(m.get("value_pick_reward")),
+            f(m.get("win_rate_vs_base"), "{:.2f}"),
+            f(m.get("tokens_per_prompt"), "{:.0f}"),
+            f(m.get("seconds"), "{:.1f}"),
+        )
+    console.print(t)
+    console.print_json(json.dumps(res))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_cmd)

@@ -1,0 +1,168 @@
+"""`iro-bb eval`: the aligned policy against the baselines at equal compute (N = W*K samples).
+
+Methods:
+  base  the base policy: mean reward over N samples per prompt (its first sample is the reference
+        for win rates)
+  bon   Best-of-N by the grader over those N samples
+  cbs   chunk-level beam search guided by V_1 alone (CBS with a single value model)
+  iro   chunk-level beam search guided by V_1..V_T (the aligned policy)
+cbs and iro pick their answer among the W final beams by the grader (as Best-of-N picks among its N),
+and also report the pick by value score alone ("value pick": no grader at decode time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from .dataset import load_examples
+from .errors import ConfigError
+from .store import Store
+
+METHODS = ("base", "bon", "cbs", "iro")
+
+
+def evaluate(
+    run: str | int,
+    data: str | Path,
+    *,
+    methods: list[str] | tuple[str, ...] = METHODS,
+    db: str | Store | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
+    examples = load_examples(data)
+    if limit:
+        examples = examples[:limit]
+    return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data)))
+
+
+def _stats(xs: list[float]) -> tuple[float | None, float | None]:
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+async def _evaluate(
+    run: Any, examples: list, methods: list[str], db: Any, progress: bool, data_name: str
+) -> dict[str, Any]:
+    from .policy import load_run
+    from .progress import RunProgress
+
+    policy = load_run(run, db=db)
+    grader = policy.grader
+    cfg = policy.cfg
+    N = cfg.w * cfg.k
+    rows: dict[str, dict[str, Any]] = {}
+    base_first: dict[str, float] = {}
+    try:
+        with RunProgress(progress, provider=policy.provider) as prog:
+            if {"base", "bon"} & set(methods) or True:
+                prog.stage(f"base policy: {N} samples per prompt", len(examples))
+                t0 = time.monotonic()
+                params = policy.search_params(n=N, final="grader")
+                res = await policy.asearch(
+                    examples,
+                    params,
+                    method="best_of_n",
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                secs = time.monotonic() - t0
+                for r in res:
+                    base_first[r.example.id] = float(r.candidates[0].reward or 0.0)
+                samples = [float(c.reward or 0.0) for r in res for c in r.candidates]
+                toks = [r.usage.completion_tokens for r in res]
+                if "base" in methods:
+                    m, se = _stats(samples)
+                    rows["base"] = {
+                        "mean_reward": m,
+                        "stderr": se,
+                        "tokens_per_prompt": sum(toks) / len(toks) / N,
+                        "win_rate_vs_base": 0.5,
+                        "seconds": secs / N,
+                    }
+                if "bon" in methods:
+                    best = [float(r.best.reward or 0.0) for r in res]
+                    m, se = _stats(best)
+                    rows["bon"] = {
+                        "mean_reward": m,
+                        "stderr": se,
+                        "tokens_per_prompt": sum(toks) / len(toks),
+                        "win_rate_vs_base": _win(res, base_first),
+                        "seconds": secs,
+                        "n": N,
+                    }
+            for method, upto in (("cbs", 1), ("iro", None)):
+                if method not in methods:
+                    continue
+                k = len(policy.value_models) if upto is None else upto
+                prog.stage(f"{method}: guided search with V_1..V_{k}", len(examples))
+                t0 = time.monotonic()
+                params = policy.search_params(final="grader")
+                res = await policy.asearch(
+                    examples,
+                    params,
+                    method="cbs",
+                    upto=upto,
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                secs = time.monotonic() - t0
+                picked = [float(r.best.reward or 0.0) for r in res]
+                vpick = [
+                    float(
+                        max(
+                            (c for c in r.candidates if c.final), key=lambda c: c.score or -1e30
+                        ).reward
+                        or 0.0
+                    )
+                    for r in res
+                ]
+                m, se = _stats(picked)
+                rows[method] = {
+                    "mean_reward": m,
+                    "stderr": se,
+                    "value_pick_reward": _stats(vpick)[0],
+                    "tokens_per_prompt": sum(r.usage.completion_tokens for r in res) / len(res),
+                    "win_rate_vs_base": _win(res, base_first),
+                    "seconds": secs,
+                    "value_models": k,
+                }
+    finally:
+        await policy.aclose()
+    return {
+        "run": policy.name,
+        "data": data_name,
+        "prompts": len(examples),
+        "n": N,
+        "w": cfg.w,
+        "k": cfg.k,
+        "l": cfg.l,
+        "max_tokens": cfg.max_tokens,
+        "methods": rows,
+    }
+
+
+def _win(results: list, base_first: dict[str, float]) -> float | None:
+    wins = []
+    for r in results:
+        if r.example.id in base_first:
+            a, b = float(r.best.reward or 0.0), base_first[r.example.id]
+            wins.append(1.0 if a > b else 0.5 if a == b else 0.0)
+    return sum(wins) / len(wins) if wins else None
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result, indent=2))

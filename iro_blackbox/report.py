@@ -1,0 +1,187 @@
+"""A run's report: metrics.json, PNG plots and a self-contained HTML page showing them.
+
+Plots:
+  reward_by_iteration.png  held-out mean reward of the base policy (t=0) and of pi_t, with the
+                           Best-of-N line at equal N
+  reward_vs_tokens.png     held-out reward against generated tokens per prompt: Best-of-n for
+                           n = 1, 2, 4, ... N (from the same samples) versus IRO's pi_t
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    ("t", "t", "{}"),
+    ("policy", "policy", "{}"),
+    ("eval_mean_reward", "mean reward", "{:+.3f}"),
+    ("eval_policy_reward", "value pick", "{:+.3f}"),
+    ("win_rate_vs_base", "win rate vs base", "{:.2f}"),
+    ("train_mean_reward", "rollout reward", "{:+.3f}"),
+    ("tokens", "tokens", "{:,.0f}"),
+    ("requests", "requests", "{:,.0f}"),
+    ("cost_usd", "cost $", "{:.4f}"),
+]
+
+
+def table_rows(iterations: list[dict[str, Any]]) -> list[list[str]]:
+    """One row of display strings per iteration (t=0: the base policy)."""
+    out = []
+    for it in iterations:
+        m = dict(it["metrics"] or {})
+        m["t"] = it["t"]
+        m["policy"] = "base" if it["t"] == 0 else f"pi_{it['t']} (IRO)"
+        row = []
+        for key, _, fmt in COLUMNS:
+            v = m.get(key)
+            row.append("" if v is None else fmt.format(v))
+        out.append(row)
+    return out
+
+
+def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    its = [i for i in iterations if i["metrics"].get("eval_mean_reward") is not None]
+    if not its:
+        return paths
+    base = next((i["metrics"] for i in iterations if i["t"] == 0), {})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ts = [i["t"] for i in its]
+    ax.plot(ts, [i["metrics"]["eval_mean_reward"] for i in its], "o-", label="IRO pi_t (t=0: base)")
+    vp = [(i["t"], i["metrics"].get("eval_policy_reward")) for i in its if i["t"] > 0]
+    vp = [(t, v) for t, v in vp if v is not None]
+    if vp:
+        ax.plot([t for t, _ in vp], [v for _, v in vp], "s--", label="pi_t, value pick only")
+    if base.get("bon_mean_reward") is not None:
+        ax.axhline(
+            base["bon_mean_reward"], color="gray", ls=":", label=f"Best-of-{base.get('bon_n')}"
+        )
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel("held-out mean reward")
+    ax.set_xticks(ts)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    p = out_dir / "reward_by_iteration.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+
+    curve = base.get("bon_curve") or []
+    iro = [
+        (i["metrics"].get("eval_tokens_per_prompt"), i["metrics"]["eval_mean_reward"], i["t"])
+        for i in its
+        if i["t"] > 0 and i["metrics"].get("eval_tokens_per_prompt")
+    ]
+    if curve or iro:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if curve:
+            ax.plot(
+                [c["tokens_per_prompt"] for c in curve],
+                [c["reward"] for c in curve],
+                "o-",
+                color="gray",
+                label="Best-of-n (n = 1, 2, 4, ...)",
+            )
+            for c in curve:
+                ax.annotate(
+                    f"n={c['n']}",
+                    (c["tokens_per_prompt"], c["reward"]),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(3, -9),
+                )
+        if iro:
+            ax.plot(
+                [x for x, _, _ in iro],
+                [y for _, y, _ in iro],
+                "D",
+                color="C1",
+                ms=8,
+                label="IRO pi_t",
+            )
+            for x, y, t in iro:
+                ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.set_xlabel("generated tokens per prompt (log)")
+        ax.set_ylabel("held-out mean reward")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "reward_vs_tokens.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def write_report(
+    name: str,
+    config: dict[str, Any],
+    iterations: list[dict[str, Any]],
+    summary: dict[str, Any],
+    out_dir: Path,
+) -> Path:
+    """Write metrics.json, the plots and report.html into out_dir; return the HTML path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(
+        json.dumps(
+            {"run": name, "summary": summary, "iterations": iterations}, indent=2, default=str
+        )
+    )
+    plots = _plots(iterations, summary, out_dir)
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in table_rows(iterations)
+    )
+    imgs = "".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
+        for p in plots
+    )
+    summ = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(_fmt(v))}</li>" for k, v in summary.items()
+    )
+    cfg = html.escape(json.dumps(config, indent=2))
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>iro-bb run {html.escape(name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 960px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th {{ background: #f3f3f3; }}
+figure {{ display: inline-block; margin: 0.5rem; }}
+img {{ max-width: 440px; }}
+pre {{ background: #f7f7f7; padding: 1rem; overflow-x: auto; }}
+</style></head><body>
+<h1>iro-bb run <code>{html.escape(name)}</code></h1>
+<h2>Summary</h2><ul>{summ}</ul>
+<h2>Iterations (held-out prompts)</h2>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>t = 0 is the base policy (mean over its N samples); Best-of-N picks the best of N = W&times;K
+samples by the grader; pi_t is chunk-level beam search guided by V_1..V_t, answer picked among the
+W final beams by the grader ("value pick": by the value score alone).</p>
+<h2>Plots</h2>{imgs}
+<h2>Configuration</h2><pre>{cfg}</pre>
+</body></html>
+"""
+    p = out_dir / "report.html"
+    p.write_text(page, encoding="utf-8")
+    return p
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
