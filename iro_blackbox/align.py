@@ -459,7 +459,7 @@ class AlignLoop:
                 label=f"t={t} rollouts: {R} samples per prompt",
             )
             return
-        runs = math.ceil(R / self.cfg.w)
+        runs = math.ceil(self.cfg.n_guided_rollouts / self.cfg.w)
         for r in range(runs):
             params = self._params(seed_tag=("train", t, r), final="score")
             await self._search(
@@ -650,6 +650,7 @@ class AlignLoop:
         cfg = self.cfg
         self.train, self.evals = self._load_data()
         self.grader = self._make_grader(load_grader)
+        self.grader.check_items([e.data for e in self.train + self.evals])
         self._open_run(self.train, self.evals)
         from .adapters.factory import build_provider
 
@@ -682,16 +683,13 @@ class AlignLoop:
             raise
         finally:
             await self.provider.aclose()
+            await self.grader.aclose()
         return result
 
     def _make_grader(self, load_grader: Any) -> Any:
-        grader = load_grader(self.cfg.grader)
-        try:
-            from .graders import CachedGrader
+        from .graders import CachedGrader
 
-            return CachedGrader(grader, self.store)
-        except ImportError:
-            return grader
+        return CachedGrader(load_grader(self.cfg.grader), self.store)
 
     def _record_provider(self) -> None:
         try:

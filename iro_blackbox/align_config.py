@@ -67,6 +67,10 @@ class AlignConfig:
     rollouts: int | None = _h(
         "Training candidates per prompt and iteration (default W*K).", default=None
     )
+    guided_rollouts: int | None = _h(
+        "Training candidates per prompt for t > 1, drawn by guided search, W per search (default: --rollouts).",
+        default=None,
+    )
     reweight: str = _h(
         "Reweight step: best (keep the best candidate per prompt, published) | resample (weights ∝ exp(r/tau)).",
         default="best",
@@ -110,7 +114,7 @@ class AlignConfig:
             raise ConfigError("data: a JSONL file of training prompts is required")
         for name in ("iterations", "w", "k", "l", "max_tokens", "concurrency", "value_epochs"):
             check_positive_int(name, getattr(self, name))
-        for name in ("limit", "rollouts"):
+        for name in ("limit", "rollouts", "guided_rollouts"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         if not 0.0 < self.eval_split < 1.0:
@@ -153,6 +157,10 @@ class AlignConfig:
     @property
     def n_rollouts(self) -> int:
         return self.rollouts or self.w * self.k
+
+    @property
+    def n_guided_rollouts(self) -> int:
+        return self.guided_rollouts or self.n_rollouts
 
     def identity(self) -> dict[str, Any]:
         d = self.to_dict()

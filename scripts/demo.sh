@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# The demo: until the align loop lands, validate the example data.
+# The demo: align the shipped SmolLM2-135M-Instruct to upbeat replies (built-in VADER sentiment
+# grader) on CPU, 2 IRO iterations, then print the table and the path of the HTML report.
+# Re-running resumes (or, when finished, just prints the result again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/iro-bb data check examples/upbeat/train.jsonl
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+exec .venv/bin/iro-bb align examples/upbeat/train.jsonl \
+  --eval examples/upbeat/eval.jsonl \
+  --grader sentiment \
+  --iterations 2 --w 4 --k 4 --l 16 --max-tokens 48 \
+  --rollouts 16 --guided-rollouts 4 \
+  --run-name upbeat-demo "$@"

@@ -1,1 +1,121 @@
-"""Fixtures for the graders tests."""
+"""Fixtures for the graders tests: tiny randomly initialised reward models with the real MiniLM
+tokenizer, and a scripted judge provider for replies a real model cannot give on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+def save_tiny_reward_model(folder: Path, arch: str = "bert", seed: int = 0, num_labels: int = 1):
+    """A tiny random sequence classifier with one logit and MiniLM's (real) tokenizer."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+    )
+
+    from iro_blackbox.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm-l6").path)
+    torch.manual_seed(seed)
+    if arch == "bert":
+        cfg = BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            num_labels=num_labels,
+        )
+        model = BertForSequenceClassification(cfg)
+    else:
+        cfg = LlamaConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            num_labels=num_labels,
+            pad_token_id=tok.pad_token_id,
+        )
+        model = LlamaForSequenceClassification(cfg)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_models(tmp_path_factory):
+    """{"bert": folder, "llama": folder, "bert_seed1": folder, "two_labels": folder}."""
+    root = tmp_path_factory.mktemp("reward-models")
+    return {
+        "bert": save_tiny_reward_model(root / "bert", "bert", seed=0),
+        "llama": save_tiny_reward_model(root / "llama", "llama", seed=0),
+        "bert_seed1": save_tiny_reward_model(root / "bert1", "bert", seed=1),
+        "two_labels": save_tiny_reward_model(root / "two", "bert", seed=0, num_labels=2),
+    }
+
+
+@dataclass
+class ScriptedJudge:
+    """A Provider whose reply is the last line of the last message it is sent.
+
+    For the judge's parsing, range and failure handling, which need exact replies ("7", "eleven",
+    "42") that a real model does not give on demand. A prompt whose last line is "FAIL" gets a
+    PermanentError, like a real server refusing one request; "DOWN" a TransientError, like a
+    server still unreachable after retries. Records every request it gets.
+    """
+
+    name: str = "scripted"
+    model_name: str = "scripted-judge"
+    calls: list[list] = field(default_factory=list)  # one entry per extend call
+    closed: bool = False
+
+    def __post_init__(self):
+        from iro_blackbox.adapters.base import ProviderStats
+
+        self.stats = ProviderStats()
+
+    async def extend(self, requests):
+        from iro_blackbox.adapters.base import Chunk
+        from iro_blackbox.errors import PermanentError, TransientError
+
+        self.calls.append(list(requests))
+        out = []
+        for r in requests:
+            text = r.prompt if isinstance(r.prompt, str) else r.prompt[-1]["content"]
+            last = text.splitlines()[-1] if text else ""
+            if last == "FAIL":
+                raise PermanentError("400: request refused")
+            if last == "DOWN":
+                raise TransientError("connection refused")
+            out.append([Chunk(text=last, finish_reason="stop")])
+        self.stats.requests += 1
+        return out
+
+    async def score(self, prompt, text):
+        from iro_blackbox.errors import PermanentError
+
+        raise PermanentError("scripted judge cannot score")
+
+    def describe(self):
+        return {"name": self.name, "model": self.model_name}
+
+    async def aclose(self):
+        self.closed = True
+
+
+@pytest.fixture
+def scripted_judge():
+    return ScriptedJudge()

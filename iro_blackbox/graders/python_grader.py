@@ -1,0 +1,337 @@
+"""`python`: the user's `grade(sample, item) -> float`, run in a pool of worker processes.
+
+    {"type": "python", "name": "length", "source": "def grade(sample, item):\\n    return ..."}
+    {"type": "python", "name": "length", "file": "my_grader.py", "function": "grade",
+     "timeout": 10, "memory_limit_mb": 1024, "workers": 2, "error_score": 0}
+
+`file` is relative to the spec file's folder (its folder is put on sys.path, so helpers beside it
+import). `memory_limit_mb: null` lifts the address-space limit (code that imports torch needs it).
+
+`sample` is {"output_text", "output_json", "output_tools"} (OpenAI's shape); `item` is the dataset
+record. Each call has a timeout; each worker an address-space limit. An exception, a timeout, a
+crash, a non-number result or a memory blow-up is recorded as Grade(error_score, error=message)
+and the rest of the batch goes on (a killed worker is replaced). The source is compiled when the
+spec loads (syntax errors name the line); it only ever runs inside the workers.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import Grade
+from .common import BaseGrader, GraderContext, read_common
+from .spec import SpecReader
+
+WORKER_SCRIPT = str(Path(__file__).with_name("_python_worker.py"))
+LOAD_TIMEOUT_S = 30.0  # starting a worker and running the module's top level
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class PythonGraderConfig:
+    """How the user's code runs."""
+
+    source: str  # the module's text (read from `file` once, when the spec loads)
+    filename: str  # shown in tracebacks: the file path, or "<grader NAME>"
+    function: str = "grade"  # called as function(sample, item)
+    timeout: float = 10.0  # seconds per call; the worker is killed and replaced after it
+    memory_mb: int | None = 1024  # RLIMIT_AS of each worker (None: no limit)
+    workers: int = DEFAULT_WORKERS  # processes in the pool
+    sys_path: tuple[str, ...] = ()  # put in front of sys.path (the grader file's folder)
+
+
+class _CallFailed(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process, used by one thread at a time."""
+
+    def __init__(self, cfg: PythonGraderConfig):
+        self.cfg = cfg
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+        self._stderr = tempfile.TemporaryFile()
+        self.starts = 0
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(k, "1")  # thread pools reserve address space the limit would count
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+    def start(self) -> str | None:
+        """Start the process and load the user's module; returns a load error message or None."""
+        self._stderr.seek(0)
+        self._stderr.truncate()
+        self._buf = b""
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", WORKER_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=self._env(),
+            start_new_session=True,  # Ctrl-C in the terminal stops the parent, not mid-call workers
+        )
+        hello = {
+            "source": self.cfg.source,
+            "filename": self.cfg.filename,
+            "function": self.cfg.function,
+            "memory_mb": self.cfg.memory_mb,
+            "sys_path": list(self.cfg.sys_path),
+        }
+        try:
+            self._send(hello)
+            reply = self._recv(time.monotonic() + max(LOAD_TIMEOUT_S, self.cfg.timeout))
+        except _CallFailed as e:
+            self.kill()
+            return f"the grader module did not load: {e}"
+        if not reply.get("ready"):
+            self.kill()
+            return f"the grader module did not load: {reply.get('error')}"
+        return None
+
+    def call(self, sample: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+        self._send({"sample": sample, "item": item})
+        return self._recv(time.monotonic() + self.cfg.timeout, timeout_msg=True)
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            data = (json.dumps(obj, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise _CallFailed(self._crash_message()) from None
+
+    def _recv(self, deadline: float, timeout_msg: bool = False) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                limit = self.cfg.timeout if timeout_msg else max(LOAD_TIMEOUT_S, self.cfg.timeout)
+                raise _CallFailed(f"timed out after {limit:g} s (worker killed)")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            data = os.read(fd, 1 << 16)
+            if not data:
+                raise _CallFailed(self._crash_message())
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def _crash_message(self) -> str:
+        code = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+        how = f"exit code {code}" if code is not None and code >= 0 else f"signal {-(code or 0)}"
+        last = f": {' | '.join(tail)[-300:]}" if tail else ""
+        return f"worker crashed ({how}){last}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        for f in (p.stdin, p.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        if p.poll() is None:
+            p.kill()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _kill_all(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.kill()
+
+
+class WorkerPool:
+    """A fixed set of worker processes driven by as many threads (works under any event loop)."""
+
+    def __init__(self, cfg: PythonGraderConfig):
+        self.cfg = cfg
+        self._workers = [_Worker(cfg) for _ in range(cfg.workers)]
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        for w in self._workers:
+            self._idle.put(w)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.load_error: str | None = None  # a module that fails to load fails every call
+        self.lost = 0  # workers killed by a timeout or lost to a crash (replaced on next use)
+        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.cfg.workers, thread_name_prefix="iro-python-grader"
+                )
+            return self._executor
+
+    def call(self, sample: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+        """Blocking: one grade call on an idle worker; never raises for the user's failures."""
+        if self.load_error:
+            return {"error": self.load_error}
+        w = self._idle.get()
+        try:
+            if not w.alive:
+                err = w.start()
+                if err:
+                    self.load_error = err
+                    return {"error": err}
+            return w.call(sample, item)
+        except _CallFailed as e:
+            with self._lock:
+                self.lost += 1
+            return {"error": str(e)}
+        finally:
+            self._idle.put(w)
+
+    @property
+    def restarts(self) -> int:
+        """Workers replaced after a timeout or crash."""
+        return sum(max(0, w.starts - 1) for w in self._workers)
+
+    async def map(self, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict]:
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        futs = [loop.run_in_executor(pool, self.call, s, it) for s, it in pairs]
+        return list(await asyncio.gather(*futs))
+
+    def close(self) -> None:
+        with self._lock:
+            ex, self._executor = self._executor, None
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+        _kill_all(self._workers)
+
+
+def _defines(source: str, function: str) -> bool:
+    """True when the module's top level binds `function` (def, assignment or import)."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name == function:
+                return True
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == function for t in targets):
+                return True
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((a.asname or a.name.split(".")[0]) == function for a in node.names):
+                return True
+    return False
+
+
+class PythonGrader(BaseGrader):
+    type_name = "python"
+
+    def __init__(self, *, config: PythonGraderConfig, **base: Any):
+        super().__init__(**base)
+        self.config = config
+        self.pool = WorkerPool(config)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], ctx: GraderContext) -> PythonGrader:
+        r = SpecReader(spec, ctx.label(str(spec.get("name", spec.get("type")))))
+        r.raw("type")
+        name, error_score = read_common(r)
+        source = r.text("source", None)
+        file = r.text("file", None)
+        if (source is None) == (file is None):
+            raise r.error("source", "give exactly one of 'source' (code) or 'file' (a .py path)")
+        sys_path: tuple[str, ...] = ()
+        if file is not None:
+            path = Path(file).expanduser()
+            if not path.is_absolute():
+                path = ctx.base_dir / path
+            try:
+                source = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                why = getattr(e, "strerror", None) or str(e)
+                raise r.error("file", f"cannot read {path}: {why}") from None
+            filename, sys_path = str(path.resolve()), (str(path.resolve().parent),)
+        else:
+            filename = f"<grader {name}>"
+        assert source is not None
+        function = r.text("function", "grade")
+        r.check("function", function.isidentifier(), f"'{function}' is not a Python name")
+        key = "file" if file is not None else "source"
+        try:
+            compile(source, filename, "exec")
+        except SyntaxError as e:
+            raise r.error(key, f"python syntax error at line {e.lineno}: {e.msg}") from None
+        r.check(key, _defines(source, function), f"no top-level function '{function}'")
+        timeout = r.number("timeout", 10.0, lo=0.0, lo_open=True)
+        if "memory_limit_mb" in spec and spec["memory_limit_mb"] is None:
+            memory = r.raw("memory_limit_mb")  # null: no limit (e.g. code that imports torch)
+        else:
+            memory = r.integer("memory_limit_mb", 1024, lo=32)
+        workers = r.integer("workers", DEFAULT_WORKERS, lo=1)
+        norm = r.finish(ignored=("image_tag",))  # OpenAI's sandbox image: accepted, not used
+        config = PythonGraderConfig(
+            source=source,
+            filename=filename,
+            function=function,
+            timeout=timeout,
+            memory_mb=memory,
+            workers=workers,
+            sys_path=sys_path,
+        )
+        return cls(
+            config=config,
+            name=name,
+            spec=norm,
+            label=r.label,
+            error_score=error_score,
+            hash_extra={"source": source},  # the file's content, not just its path
+            hash_exclude=("workers",),
+        )
+
+    async def _grade(
+        self, samples: list[dict[str, Any]], items: list[dict[str, Any]]
+    ) -> list[Grade]:
+        replies = await self.pool.map(list(zip(samples, items, strict=True)))
+        return [
+            Grade(score=r["score"]) if "score" in r else self.failed(str(r.get("error")))
+            for r in replies
+        ]
+
+    def close(self) -> None:
+        self.pool.close()
