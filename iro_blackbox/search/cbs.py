@@ -1,0 +1,142 @@
+"""`cbs`: chunk-level beam search guided by value models (the IRO decoder).
+
+Per prompt, W beams start from the empty response. Each step:
+  1. every unfinished beam is extended by K sampled chunks of at most L tokens (one provider call
+     for the unfinished beams of all prompts in flight; each beam passes back the handle of its
+     last chunk so a local provider continues from its KV cache);
+  2. the new prefixes (K per unfinished beam) are scored, S = sum_t V_t(x, prefix)/beta_t;
+  3. as many as there were unfinished beams are kept by the selection rule (topw | diverse |
+     softmax, see selection.py).
+A beam is finished when its chunk ended with "stop" (EOS or a stop string) or it reached
+max_tokens ("length"). Finished beams keep their slot as they are: they are not extended and do
+not compete again (the diversity rules treat their texts as taken). The search ends when all W
+beams are finished; an unfinished beam grows by at least one token per step, so that takes at
+most max_tokens steps (usually ceil(max_tokens / L)).
+
+The answer: among the final beams that ended with "stop" (all final beams if none did), the best
+by the grader when final is 'grader' (or 'auto' with a grader; ties: higher S, then first), else
+the best by S.
+
+Sample indices: the K successors of the beam in slot b at step s use sample indices
+s*W*K + b*K + j (j < K): distinct for every candidate of a prompt and the same on a rerun, so an
+API provider's request cache replays a rerun exactly.
+
+With an empty scorer (no value models) every S is 0: selection keeps beams in sampling order
+(topw), the first unique ones (diverse) or uniformly random unique ones (softmax): random beam
+survival, an equal-compute sampling baseline rather than guided search.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from ..adapters.base import Extend
+from ..dataset import Example, prompt_text
+from ..errors import ProviderError
+from ..utils import derive_seed
+from .common import OnResult, SearchContext, chunk_tokens, resolve_pick, run_all
+from .selection import select
+from .types import Candidate, SearchParams, SearchResult, SearchUsage
+
+
+@dataclass
+class _Beam:
+    text: str = ""  # the response so far
+    tokens: int = 0  # its length in tokens
+    handle: Any = None  # the provider's handle for continuing `text`
+    finish_reason: str | None = None  # None while it can still grow
+    score: float | None = None
+
+    def candidate(self, final: bool) -> Candidate:
+        return Candidate(
+            text=self.text,
+            finish_reason=self.finish_reason or "length",
+            score=self.score,
+            completion_tokens=self.tokens,
+            final=final,
+        )
+
+
+async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> SearchResult:
+    p = ctx.params
+    w, k = p.w, p.k
+    started, usage = perf_counter(), SearchUsage()
+    ptext = prompt_text(example.prompt)
+    beams = [_Beam() for _ in range(w)]
+    dropped: list[_Beam] = []  # finished candidates that selection did not keep
+    step = 0
+    while any(b.finish_reason is None for b in beams):
+        if step > p.max_tokens:  # cannot happen with chunk_tokens' fallback; a guard anyway
+            raise ProviderError(f"cbs made no progress after {step} steps")
+        slots = [i for i, b in enumerate(beams) if b.finish_reason is None]
+        done = [b for b in beams if b.finish_reason is not None]
+        requests = [
+            Extend(
+                prompt=example.prompt,
+                prefix=beams[i].text,
+                n=k,
+                max_tokens=min(p.l, p.max_tokens - beams[i].tokens),
+                params=p.sampling,
+                sample_index=step * w * k + i * k,
+                handle=beams[i].handle,
+            )
+            for i in slots
+        ]
+        out = await ctx.extend(requests, usage)
+        cands: list[_Beam] = []
+        for i, req, chunks in zip(slots, requests, out, strict=True):
+            parent = beams[i]
+            for c in chunks:
+                tokens = parent.tokens + chunk_tokens(c, req.max_tokens)
+                reason = "stop" if c.finish_reason == "stop" else None
+                if reason is None and tokens >= p.max_tokens:
+                    reason = "length"
+                cands.append(_Beam(parent.text + c.text, tokens, c.handle, reason))
+        texts = [c.text for c in cands]
+        scores = await ctx.score(ptext, texts, usage)
+        for c, s in zip(cands, scores, strict=True):
+            c.score = s
+        rng = random.Random(derive_seed(p.sampling.seed, "cbs-select", example.id, step))
+        keep = select(
+            p.selection,
+            texts,
+            scores,
+            len(slots),
+            temperature=p.selection_temperature,
+            rng=rng,
+            taken={b.text for b in done},
+        )
+        kept = set(keep)
+        dropped.extend(c for i, c in enumerate(cands) if i not in kept and c.finish_reason)
+        beams = done + [cands[i] for i in keep]
+        step += 1
+    usage.steps = step
+
+    # final beams best-S first (stable), then the dropped finished candidates
+    final = sorted(beams, key=lambda b: -(b.score if b.score is not None else float("-inf")))
+    cands_out = [b.candidate(final=True) for b in final] + [
+        b.candidate(final=False) for b in dropped
+    ]
+    pool = [i for i, b in enumerate(final) if b.finish_reason == "stop"] or list(range(len(final)))
+    return await ctx.finish(example, "cbs", cands_out, pool, pick_by, usage, started)
+
+
+async def cbs(
+    examples: list[Example],
+    provider: Any,
+    scorer: Any,
+    params: SearchParams,
+    grader: Any = None,
+    on_result: OnResult | None = None,
+) -> list[SearchResult]:
+    """Chunk-level beam search over every example (see the module docstring)."""
+    ctx = SearchContext(provider, scorer, params, grader)
+    pick_by = resolve_pick(params.final, grader)
+
+    async def one(example: Example) -> SearchResult:
+        return await _search_one(ctx, example, pick_by)
+
+    return await run_all(examples, one, params.concurrency, on_result)
