@@ -41,6 +41,52 @@ class RequestCacheStore:
             )
             return row.response
 
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Responses of the keys present (one query per 500 keys); counts a hit for each."""
+        if not self.enabled or not keys:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        with self.store.session() as s:
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                rows = s.execute(
+                    select(RequestCache.key, RequestCache.response).where(
+                        RequestCache.key.in_(part)
+                    )
+                ).all()
+                out.update({k: r for k, r in rows})
+            if out:
+                found = list(out)
+                for i in range(0, len(found), 500):
+                    s.execute(
+                        update(RequestCache)
+                        .where(RequestCache.key.in_(found[i : i + 500]))
+                        .values(hits=RequestCache.hits + 1)
+                    )
+        return out
+
+    def put_many(
+        self, provider: str, items: list[tuple[str, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """put() for many (key, request, response) in one transaction (existing keys are kept)."""
+        if not items:
+            return
+        try:
+            with self.store.session() as s:
+                keys = [k for k, _, _ in items]
+                have = set(s.scalars(select(RequestCache.key).where(RequestCache.key.in_(keys))))
+                for key, request, response in items:
+                    if key not in have:
+                        have.add(key)
+                        s.add(
+                            RequestCache(
+                                key=key, provider=provider, request=request, response=response
+                            )
+                        )
+        except IntegrityError:
+            for key, request, response in items:  # a race with another writer: one by one
+                self.put(key, provider, request, response)
+
     def put(
         self, key: str, provider: str, request: dict[str, Any], response: dict[str, Any]
     ) -> None:
