@@ -76,7 +76,7 @@ def test_runs_list_and_show(tmp_path, capsys):
     assert "demo-run" in out and "0.420" in out
     assert main(["runs", "show", "demo-run", "--db", db]) == 0
     out = capsys.readouterr().out
-    assert "0.420" in out and "0.600" in out
+    assert "+0.420" in out and "0.60" in out and "pi_1" in out
     assert main(["runs", "show", "nope", "--db", db]) == 2
     assert "no run named 'nope'" in capsys.readouterr().err
 

@@ -6,11 +6,11 @@ import inspect
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..errors import InputError
 from .align_options import split_options, with_align_options
 from .common import DbOption, console
+from .runs import print_iterations
 
 EXTRA = [
     inspect.Parameter("db", inspect.Parameter.KEYWORD_ONLY, annotation=DbOption, default=None),
@@ -21,17 +21,6 @@ EXTRA = [
         default=False,
     ),
 ]
-
-
-def print_iterations(iterations: list[dict], title: str = "iterations (held-out prompts)") -> None:
-    from ..report import COLUMNS, table_rows
-
-    t = Table(title=title)
-    for _, head, _ in COLUMNS:
-        t.add_column(head, justify="right")
-    for row in table_rows(iterations):
-        t.add_row(*row)
-    console.print(t)
 
 
 @with_align_options(EXTRA)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+# wide tables stay readable when the output goes to a file or a pipe (not a terminal)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DbOption = Annotated[
     str | None,

@@ -12,6 +12,18 @@ from .common import DbOption, console
 app = typer.Typer(help="List and inspect alignment runs.", no_args_is_help=True)
 
 
+def print_iterations(iterations: list[dict], title: str = "iterations (held-out prompts)") -> None:
+    """The per-iteration table (same columns as the HTML report)."""
+    from ..report import COLUMNS, table_rows
+
+    t = Table(title=title)
+    for _, head, _ in COLUMNS:
+        t.add_column(head, justify="right")
+    for row in table_rows(iterations):
+        t.add_row(*row)
+    console.print(t)
+
+
 @app.command("list")
 def list_runs(db: DbOption = None) -> None:
     """All runs in the store, newest first."""
@@ -50,23 +62,4 @@ def show(
     for k, v in info["config"].items():
         cfg.add_row(k, str(v))
     console.print(cfg)
-    it = Table(title="iterations")
-    cols = ["t", "stage", "mean reward", "win rate vs base", "tokens", "requests", "cost $"]
-    for c in cols:
-        it.add_column(c)
-    for row in info["iterations"]:
-        m = row["metrics"]
-
-        def f(x, fmt="{:.3f}"):
-            return "" if x is None else fmt.format(x)
-
-        it.add_row(
-            str(row["t"]),
-            row["stage"],
-            f(m.get("eval_mean_reward")),
-            f(m.get("win_rate_vs_base")),
-            f(m.get("tokens"), "{:.0f}"),
-            f(m.get("requests"), "{:.0f}"),
-            f(m.get("cost_usd"), "{:.4f}"),
-        )
-    console.print(it)
+    print_iterations(info["iterations"])

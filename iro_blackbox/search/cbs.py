@@ -13,7 +13,8 @@ not compete again (the diversity rules treat their texts as taken). The search e
 beams are finished; an unfinished beam grows by at least one token per step, so that takes at
 most max_tokens steps (usually ceil(max_tokens / L)).
 
-The answer: among the final beams that ended with "stop" (all final beams if none did), the best
+The answer: among the final beams that ended with "stop" (non-empty ones first; all final beams
+if none stopped), the best
 by the grader when final is 'grader' (or 'auto' with a grader; ties: higher S, then first), else
 the best by S.
 
@@ -40,6 +41,9 @@ from ..utils import derive_seed
 from .common import OnResult, SearchContext, chunk_tokens, resolve_pick, run_all
 from .selection import select
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
+
+
+EMPTY_PENALTY = -1e9  # selection score of an empty finished candidate
 
 
 @dataclass
@@ -99,11 +103,16 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
         scores = await ctx.score(ptext, texts, usage)
         for c, s in zip(cands, scores, strict=True):
             c.score = s
+        # an empty finished response (immediate EOS) survives only when nothing else can
+        sel_scores = [
+            EMPTY_PENALTY if (c.finish_reason == "stop" and not c.text.strip()) else s
+            for c, s in zip(cands, scores, strict=True)
+        ]
         rng = random.Random(derive_seed(p.sampling.seed, "cbs-select", example.id, step))
         keep = select(
             p.selection,
             texts,
-            scores,
+            sel_scores,
             len(slots),
             temperature=p.selection_temperature,
             rng=rng,
@@ -120,7 +129,10 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
     cands_out = [b.candidate(final=True) for b in final] + [
         b.candidate(final=False) for b in dropped
     ]
-    pool = [i for i, b in enumerate(final) if b.finish_reason == "stop"] or list(range(len(final)))
+    # the answer comes from beams the model ended ("stop"), preferring non-empty ones: an
+    # immediate EOS is a legal beam but never a useful answer when a real one exists
+    stopped = [i for i, b in enumerate(final) if b.finish_reason == "stop"]
+    pool = [i for i in stopped if final[i].text.strip()] or stopped or list(range(len(final)))
     return await ctx.finish(example, "cbs", cands_out, pool, pick_by, usage, started)
 
 
