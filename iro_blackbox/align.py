@@ -323,6 +323,10 @@ class AlignLoop:
                 reward=result.best.reward if result.best.reward is not None else None,
             )
 
+        if self.cfg.batch_api and method in ("sample", "best_of_n"):
+            from .jobs.batch_api import prefetch_search
+
+            await prefetch_search(todo, self.provider, params, cancel_check=self.cancel_check)
         await SEARCHES[method](
             todo, self.provider, scorer, params, grader=self.grader, on_result=on_result
         )

@@ -101,6 +101,10 @@ class AlignConfig:
     out: str | None = _h(
         "Run folder for value models and the report (default: $IRO_HOME/RUN).", default=None
     )
+    batch_api: bool = _h(
+        "openai provider: send the non-adaptive rollouts (iteration-1 sampling, Best-of-N) through the Batch API.",
+        default=False,
+    )
     no_cache: bool = _h(
         "Do not replay provider responses from the request cache (they are still written).",
         default=False,
@@ -146,6 +150,8 @@ class AlignConfig:
             raise ConfigError(
                 f"api_mode must be auto, completions, chat-continue or chat, got {self.api_mode!r}"
             )
+        if self.batch_api and self.provider != "openai":
+            raise ConfigError("batch_api needs --provider openai")
         if self.max_tokens < self.l:
             raise ConfigError(
                 f"max_tokens ({self.max_tokens}) must be >= the chunk length l ({self.l})"

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-import click
-import typer
-from rich.markup import escape
+# library progress bars (GGUF de-quantisation, weight loading) would drown our own
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from ..errors import IroError
-from . import cache, data, runs
-from .common import err_console
+import click  # noqa: E402
+import typer  # noqa: E402
+from rich.markup import escape  # noqa: E402
+
+from ..errors import IroError  # noqa: E402
+from . import cache, data, runs  # noqa: E402
+from .common import err_console  # noqa: E402
 
 app = typer.Typer(
     name="iro-bb",

@@ -42,7 +42,6 @@ from .common import OnResult, SearchContext, chunk_tokens, resolve_pick, run_all
 from .selection import select
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
 
-
 EMPTY_PENALTY = -1e9  # selection score of an empty finished candidate
 
 
@@ -53,6 +52,7 @@ class _Beam:
     handle: Any = None  # the provider's handle for continuing `text`
     finish_reason: str | None = None  # None while it can still grow
     score: float | None = None
+    chunks: tuple[str, ...] = ()  # the chunks `text` is made of, in order
 
     def candidate(self, final: bool) -> Candidate:
         return Candidate(
@@ -61,6 +61,7 @@ class _Beam:
             score=self.score,
             completion_tokens=self.tokens,
             final=final,
+            chunks=[c for c in self.chunks if c],
         )
 
 
@@ -98,7 +99,15 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
                 reason = "stop" if c.finish_reason == "stop" else None
                 if reason is None and tokens >= p.max_tokens:
                     reason = "length"
-                cands.append(_Beam(parent.text + c.text, tokens, c.handle, reason))
+                cands.append(
+                    _Beam(
+                        parent.text + c.text,
+                        tokens,
+                        c.handle,
+                        reason,
+                        chunks=(*parent.chunks, c.text),
+                    )
+                )
         texts = [c.text for c in cands]
         scores = await ctx.score(ptext, texts, usage)
         for c, s in zip(cands, scores, strict=True):

@@ -99,6 +99,7 @@ class Candidate:
     selected: bool = False  # True for the answer (SearchResult.best)
     final: bool = True  # cbs: one of the W final beams; False for a finished, dropped candidate
     index: int = 0  # position in SearchResult.candidates
+    chunks: list[str] = field(default_factory=list)  # cbs: the text chunk by chunk (for streaming)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
