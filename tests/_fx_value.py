@@ -1,1 +1,105 @@
-"""Fixtures for the value tests."""
+"""Fixtures for the value tests: the shipped MiniLM backbone, a synthetic sentiment data set whose
+reward is a known function of the text, one MiniLM value model trained on it (shared by the tests
+that only score), and a tiny randomly initialised Llama decoder with the real SmolLM2 tokenizer."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+POS_WORDS = [
+    "great",
+    "wonderful",
+    "excellent",
+    "lovely",
+    "happy",
+    "amazing",
+    "delightful",
+    "superb",
+]
+NEG_WORDS = ["terrible", "awful", "horrible", "sad", "boring", "dreadful", "poor", "ugly"]
+NEUTRAL_WORDS = [
+    "the", "movie", "was", "a", "story", "with", "actors", "and", "music", "scenes", "city",
+    "plot", "long", "today", "some", "our",
+]  # fmt: skip
+REVIEW_PROMPT = "Write a short movie review."
+
+
+def sentiment_text(rng: random.Random) -> tuple[str, float]:
+    """A review and its reward: (# positive words) - (# negative words)."""
+    words = [rng.choice(NEUTRAL_WORDS) for _ in range(rng.randint(5, 10))]
+    n_pos, n_neg = rng.randint(0, 3), rng.randint(0, 3)
+    for w in [rng.choice(POS_WORDS) for _ in range(n_pos)] + [
+        rng.choice(NEG_WORDS) for _ in range(n_neg)
+    ]:
+        words.insert(rng.randint(0, len(words)), w)
+    return " ".join(words), float(n_pos - n_neg)
+
+
+def sentiment_examples(n: int, seed: int):
+    """n ValueExamples (prompt, full review, reward, weight 1, rollout i)."""
+    from iro_blackbox.value import ValueExample
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        text, reward = sentiment_text(rng)
+        out.append(ValueExample(REVIEW_PROMPT, text, reward, 1.0, i))
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_backbone() -> str:
+    """The shipped all-MiniLM-L6-v2 backbone spec (fails loudly if it is not installed)."""
+    from iro_blackbox.models import resolve_model
+
+    resolve_model("minilm-l6")
+    return "minilm-l6"
+
+
+@pytest.fixture(scope="session")
+def trained_minilm_value(minilm_backbone):
+    """(ValueModel, metrics): full fine-tuning of MiniLM on 200 synthetic reviews, 3 epochs."""
+    from iro_blackbox.value import ValueConfig, ValueTrainConfig, train_value_model
+
+    cfg = ValueTrainConfig(
+        model=ValueConfig(backbone=minilm_backbone, max_length=64),
+        tuning="full",
+        epochs=3,
+        batch_size=16,
+        val_fraction=0.25,
+        patience=2,
+        seed=0,
+    )
+    return train_value_model(sentiment_examples(200, seed=0), cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_backbone(tmp_path_factory) -> str:
+    """A 2-layer randomly initialised Llama (hidden 64) saved with the real SmolLM2 tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from iro_blackbox.tokenizers import load_tokenizer
+
+    tok = load_tokenizer("smollm2-135m-instruct")
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    d = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
