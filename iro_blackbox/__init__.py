@@ -1,9 +1,9 @@
 """iro-bb: align a frozen language model with value-guided chunk-level search (IRO).
 
-    import iro_blackbox
-    run = iro_blackbox.align("mydata.jsonl", grader="sentiment", iterations=2)
-    policy = iro_blackbox.load_run(run.name)
-    print(policy.generate(["Tell me about Mondays."])[0].text)
+import iro_blackbox
+run = iro_blackbox.align("mydata.jsonl", grader="sentiment", iterations=2)
+policy = iro_blackbox.load_run(run.name)
+print(policy.generate(["Tell me about Mondays."])[0].text)
 """
 
 from __future__ import annotations

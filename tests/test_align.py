@@ -27,9 +27,15 @@ SMALL = dict(iterations=2, w=2, k=2, l=8, max_tokens=16, value_epochs=1, seed=3)
 def tiny_data(tmp_path):
     train = tmp_path / "train.jsonl"
     evals = tmp_path / "eval.jsonl"
-    train.write_text("".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[:3])))
-    evals.write_text("".join(json.dumps({"id": f"e{i}", "messages": [{"role": "user", "content": p}]}) + "\n"
-                             for i, p in enumerate(PROMPTS[3:])))
+    train.write_text(
+        "".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[:3]))
+    )
+    evals.write_text(
+        "".join(
+            json.dumps({"id": f"e{i}", "messages": [{"role": "user", "content": p}]}) + "\n"
+            for i, p in enumerate(PROMPTS[3:])
+        )
+    )
     return train, evals
 
 
@@ -48,7 +54,9 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     train, evals = tiny_data
     db = str(tmp_path / "iro.db")
     out = tmp_path / "run"
-    res = align(train, eval=str(evals), db=db, out=str(out), run_name="tiny", progress=False, **SMALL)
+    res = align(
+        train, eval=str(evals), db=db, out=str(out), run_name="tiny", progress=False, **SMALL
+    )
     assert res.name == "tiny"
     ts = [(i["t"], i["stage"]) for i in res.iterations]
     assert ts == [(0, "done"), (1, "done"), (2, "done")]
@@ -58,8 +66,16 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     # rollouts: t=1 samples W*K per training prompt; t=0 eval samples W*K per held-out prompt
     assert _count(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train'") == 3 * 4
     assert _count(db, "SELECT count(*) FROM rollouts WHERE t=0 AND phase='eval'") == 2 * 4
-    assert _count(db, "SELECT count(*) FROM rollouts WHERE reward IS NULL AND grade_error IS NULL AND phase!='generate'") == 0
-    assert _count(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train' AND selected=1") == 3
+    assert (
+        _count(
+            db,
+            "SELECT count(*) FROM rollouts WHERE reward IS NULL AND grade_error IS NULL AND phase!='generate'",
+        )
+        == 0
+    )
+    assert (
+        _count(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train' AND selected=1") == 3
+    )
     assert _count(db, "SELECT count(*) FROM value_models") == 2
     assert (out / "value" / "v1").is_dir() and (out / "value" / "v2").is_dir()
     html = (out / "report.html").read_text()
@@ -69,7 +85,9 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
 
     # re-running the same command is a no-op resume: no new rollouts, no retraining
     before = _count(db, "SELECT count(*) FROM rollouts")
-    res2 = align(train, eval=str(evals), db=db, out=str(out), run_name="tiny", progress=False, **SMALL)
+    res2 = align(
+        train, eval=str(evals), db=db, out=str(out), run_name="tiny", progress=False, **SMALL
+    )
     assert _count(db, "SELECT count(*) FROM rollouts") == before
     assert res2.metrics == res.metrics
 
@@ -80,7 +98,9 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     gens = policy.generate(["Write one sentence about Tuesday."], max_tokens=16)
     assert len(gens) == 1 and gens[0].text.strip() and gens[0].score is not None
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"prompt": "Say something about snow."}\n{"prompt": "Say something about fog."}\n')
+    prompts.write_text(
+        '{"prompt": "Say something about snow."}\n{"prompt": "Say something about fog."}\n'
+    )
     outp = tmp_path / "answers.jsonl"
     assert main(["generate", str(prompts), "--run", "tiny", "-o", str(outp), "--db", db, "-q"]) == 0
     lines = [json.loads(x) for x in outp.read_text().splitlines()]
@@ -89,11 +109,31 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
 
 BAD_CASES = [
     (["align", "{data}/missing.jsonl"], "file not found"),
-    (["align", "{train}", "--grader", '{"type": "string_check", "name": "x", "input": "a", "reference": "b", "operation": "eqq"}'], "operation"),
+    (
+        [
+            "align",
+            "{train}",
+            "--grader",
+            '{"type": "string_check", "name": "x", "input": "a", "reference": "b", "operation": "eqq"}',
+        ],
+        "operation",
+    ),
     (["align", "{train}", "--grader", "{data}/nope.json"], "grader"),
     (["align", "{train}", "--model", "no/such-model-here"], "model"),
     (["align", "{train}", "--w", "0"], "w must be an integer >= 1"),
-    (["align", "{train}", "--provider", "openai", "--base-url", "http://127.0.0.1:9/v1", "--tokenizer", "smollm2-135m-instruct"], "127.0.0.1:9"),
+    (
+        [
+            "align",
+            "{train}",
+            "--provider",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--tokenizer",
+            "smollm2-135m-instruct",
+        ],
+        "127.0.0.1:9",
+    ),
 ]
 
 
@@ -104,7 +144,9 @@ def test_bad_input_is_one_clear_line(tiny_data, tmp_path, args, msg):
     args = [a.format(data=tmp_path, train=train) for a in args]
     r = subprocess.run(
         [sys.executable, "-m", "iro_blackbox.cli.app", *args, "--db", env_db, "-q"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "IRO_HOME": str(tmp_path / "home")},
     )
     assert r.returncode != 0

@@ -14,7 +14,6 @@ import threading
 import time
 
 import pytest
-
 from _fx_llama import free_port
 
 PROMPTS = [
@@ -48,12 +47,28 @@ class CountingProxy:
 
         async def handle(request: web.Request) -> web.Response:
             body = await request.read()
-            rec = {"method": request.method, "path": request.path, "body": body, "start": time.time(), "end": None}
+            rec = {
+                "method": request.method,
+                "path": request.path,
+                "body": body,
+                "start": time.time(),
+                "end": None,
+            }
             self.calls.append(rec)
-            url = self.upstream + request.path_qs[len("/v1"):] if request.path.startswith("/v1") else self.upstream + request.path_qs
+            url = (
+                self.upstream + request.path_qs[len("/v1") :]
+                if request.path.startswith("/v1")
+                else self.upstream + request.path_qs
+            )
             async with ClientSession() as s:
-                async with s.request(request.method, url, data=body,
-                                     headers={"content-type": request.headers.get("content-type", "application/json")}) as r:
+                async with s.request(
+                    request.method,
+                    url,
+                    data=body,
+                    headers={
+                        "content-type": request.headers.get("content-type", "application/json")
+                    },
+                ) as r:
                     data = await r.read()
                     resp = web.Response(body=data, status=r.status, content_type=r.content_type)
             rec["end"] = time.time()
@@ -72,7 +87,9 @@ class CountingProxy:
         self._loop.run_forever()
 
     def generation_calls(self) -> list[dict]:
-        return [c for c in self.calls if c["method"] == "POST" and c["path"].endswith(("/completions",))]
+        return [
+            c for c in self.calls if c["method"] == "POST" and c["path"].endswith(("/completions",))
+        ]
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -89,15 +106,30 @@ def proxy(llama_server):
 def data(tmp_path):
     train = tmp_path / "train.jsonl"
     evals = tmp_path / "eval.jsonl"
-    train.write_text("".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[:3])))
-    evals.write_text("".join(json.dumps({"id": f"e{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[3:])))
+    train.write_text(
+        "".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[:3]))
+    )
+    evals.write_text(
+        "".join(json.dumps({"id": f"e{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[3:]))
+    )
     return train, evals
 
 
 def api_options(base_url: str) -> dict:
-    return dict(provider="openai", base_url=base_url, model="smollm2-135m-instruct",
-                tokenizer="smollm2-135m-instruct", iterations=1, w=2, k=2, l=8, max_tokens=16,
-                value_epochs=1, seed=5, concurrency=4)
+    return dict(
+        provider="openai",
+        base_url=base_url,
+        model="smollm2-135m-instruct",
+        tokenizer="smollm2-135m-instruct",
+        iterations=1,
+        w=2,
+        k=2,
+        l=8,
+        max_tokens=16,
+        value_epochs=1,
+        seed=5,
+        concurrency=4,
+    )
 
 
 @pytest.mark.slow
@@ -107,7 +139,15 @@ def test_align_through_openai_provider_replays_from_cache(proxy, data, tmp_path)
     train, evals = data
     db = str(tmp_path / "api.db")
     opts = api_options(proxy.base_url)
-    res = align(train, eval=str(evals), db=db, run_name="api-1", out=str(tmp_path / "o1"), progress=False, **opts)
+    res = align(
+        train,
+        eval=str(evals),
+        db=db,
+        run_name="api-1",
+        out=str(tmp_path / "o1"),
+        progress=False,
+        **opts,
+    )
     assert [i["stage"] for i in res.iterations] == ["done", "done"]
     assert res.metrics["iro_mean_reward"] is not None
     first = len(proxy.generation_calls())
@@ -118,9 +158,20 @@ def test_align_through_openai_provider_replays_from_cache(proxy, data, tmp_path)
 
     # the same options under another run name: every response replays from the request cache
     proxy.calls.clear()
-    res2 = align(train, eval=str(evals), db=db, run_name="api-2", out=str(tmp_path / "o2"), progress=False, **opts)
+    res2 = align(
+        train,
+        eval=str(evals),
+        db=db,
+        run_name="api-2",
+        out=str(tmp_path / "o2"),
+        progress=False,
+        **opts,
+    )
     assert proxy.generation_calls() == []
-    assert res2.iterations[0]["metrics"]["eval_mean_reward"] == res.iterations[0]["metrics"]["eval_mean_reward"]
+    assert (
+        res2.iterations[0]["metrics"]["eval_mean_reward"]
+        == res.iterations[0]["metrics"]["eval_mean_reward"]
+    )
 
     # the API key never reaches the store
     raw = open(db, "rb").read()
@@ -142,11 +193,46 @@ def test_sigkill_mid_iteration_then_resume(proxy, data, tmp_path):
     train, evals = data
     db = str(tmp_path / "kill.db")
     o = api_options(proxy.base_url)
-    cmd = [sys.executable, "-m", "iro_blackbox.cli.app", "align", str(train), "--eval", str(evals),
-           "--provider", "openai", "--base-url", o["base_url"], "--model", o["model"],
-           "--tokenizer", o["tokenizer"], "--iterations", "1", "--w", "2", "--k", "2", "--l", "8",
-           "--max-tokens", "16", "--value-epochs", "1", "--seed", "5", "--concurrency", "2",
-           "--run-name", "killme", "--out", str(tmp_path / "kout"), "--db", db, "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "iro_blackbox.cli.app",
+        "align",
+        str(train),
+        "--eval",
+        str(evals),
+        "--provider",
+        "openai",
+        "--base-url",
+        o["base_url"],
+        "--model",
+        o["model"],
+        "--tokenizer",
+        o["tokenizer"],
+        "--iterations",
+        "1",
+        "--w",
+        "2",
+        "--k",
+        "2",
+        "--l",
+        "8",
+        "--max-tokens",
+        "16",
+        "--value-epochs",
+        "1",
+        "--seed",
+        "5",
+        "--concurrency",
+        "2",
+        "--run-name",
+        "killme",
+        "--out",
+        str(tmp_path / "kout"),
+        "--db",
+        db,
+        "-q",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
@@ -171,15 +257,20 @@ def test_sigkill_mid_iteration_then_resume(proxy, data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "report:" in r.stdout
     # nothing duplicated, nothing lost
-    dup = _rows(db, "SELECT t, phase, method, example_id, idx, count(*) c FROM rollouts "
-                    "GROUP BY 1,2,3,4,5 HAVING c > 1")
+    dup = _rows(
+        db,
+        "SELECT t, phase, method, example_id, idx, count(*) c FROM rollouts "
+        "GROUP BY 1,2,3,4,5 HAVING c > 1",
+    )
     assert dup == []
     assert _rows(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train'")[0][0] == 3 * 4
     assert _rows(db, "SELECT count(*) FROM rollouts")[0][0] > stored_before
     assert _rows(db, "SELECT stage FROM iterations ORDER BY t") == [("done",), ("done",)]
     # finished requests were not repeated: a body sent again after the kill must have been in
     # flight (or finishing) when the process died, never one answered well before
-    after = proxy.generation_calls()[len(calls_before):]
-    answered = {c["body"] for c in calls_before if c["end"] is not None and c["end"] < killed_at - 1.0}
+    after = proxy.generation_calls()[len(calls_before) :]
+    answered = {
+        c["body"] for c in calls_before if c["end"] is not None and c["end"] < killed_at - 1.0
+    }
     repeated = [c for c in after if c["body"] in answered]
     assert repeated == []
