@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: align the shipped SmolLM2-135M-Instruct to upbeat replies (built-in VADER sentiment
 # grader) on CPU, 2 IRO iterations, then print the table and the path of the HTML report.
+# Sized for 2 CPU cores: 24 training prompts, 16 held-out prompts, W=K=4, L=8, 32-token answers.
 # Re-running resumes (or, when finished, just prints the result again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,6 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 exec .venv/bin/iro-bb align examples/upbeat/train.jsonl \
   --eval examples/upbeat/eval.jsonl \
   --grader sentiment \
-  --iterations 2 --w 4 --k 4 --l 16 --max-tokens 48 \
-  --rollouts 16 --guided-rollouts 4 \
+  --iterations 2 --w 4 --k 4 --l 8 --max-tokens 32 \
+  --limit 24 --rollouts 8 --guided-rollouts 4 --value-epochs 2 \
   --run-name upbeat-demo "$@"

@@ -11,6 +11,15 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# One torch thread per process: the tests run model servers, workers and graders as subprocesses
+# beside the test process on 2 cores, and oversubscribed torch thread pools stall for seconds.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from _fx_api import *  # noqa: E402,F401,F403
 from _fx_core import *  # noqa: E402,F401,F403
