@@ -141,7 +141,7 @@ BAD_CASES = [
 def test_bad_input_is_one_clear_line(tiny_data, tmp_path, args, msg):
     train, _ = tiny_data
     env_db = str(tmp_path / "bad.db")
-    args = [a.format(data=tmp_path, train=train) for a in args]
+    args = [a.replace("{data}", str(tmp_path)).replace("{train}", str(train)) for a in args]
     r = subprocess.run(
         [sys.executable, "-m", "iro_blackbox.cli.app", *args, "--db", env_db, "-q"],
         capture_output=True,
