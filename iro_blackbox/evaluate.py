@@ -68,7 +68,7 @@ async def _evaluate(
     base_first: dict[str, float] = {}
     try:
         with RunProgress(progress, provider=policy.provider) as prog:
-            if {"base", "bon"} & set(methods) or True:
+            if True:  # always: the base samples are the reference of every win rate
                 prog.stage(f"base policy: {N} samples per prompt", len(examples))
                 t0 = time.monotonic()
                 params = policy.search_params(n=N, final="grader")

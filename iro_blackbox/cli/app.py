@@ -8,6 +8,7 @@ import sys
 # library progress bars (GGUF de-quantisation, weight loading) would drown our own
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers converts GGUF files under a raw tqdm bar
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import click  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,4 +32,28 @@ ModelOption = Annotated[
         help="Policy model: alias (smollm2-135m-instruct), local transformers folder, .gguf file "
         "or hub id. For --provider openai, the model name the server knows.",
     ),
+]
+
+# Options of decoding with an aligned run (`iro-bb generate` and `iro-bb jobs submit generate`).
+PromptsArg = Annotated[
+    Path, typer.Argument(help="Prompts (JSONL): {'prompt'} or {'messages'} per line.")
+]
+RunOption = Annotated[
+    str, typer.Option("--run", "-r", help="Run name (or id) whose aligned policy decodes.")
+]
+OutputOption = Annotated[
+    Path, typer.Option("--output", "-o", help="Where to write the answers (JSONL).")
+]
+MaxTokensOption = Annotated[
+    int | None, typer.Option(help="Maximum answer length (default: the run's).")
+]
+WOption = Annotated[int | None, typer.Option(help="Beams W (default: the run's).")]
+KOption = Annotated[int | None, typer.Option(help="Successors per beam K (default: the run's).")]
+LOption = Annotated[int | None, typer.Option(help="Chunk length L in tokens (default: the run's).")]
+SeedOption = Annotated[
+    int | None, typer.Option(help="Sampling seed (default: derived from the run's).")
+]
+FinalOption = Annotated[
+    str,
+    typer.Option(help="Pick the answer among the W beams by: score (value models) or grader."),
 ]

@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import DbOption, console
+from .common import (
+    DbOption,
+    FinalOption,
+    KOption,
+    LOption,
+    MaxTokensOption,
+    OutputOption,
+    PromptsArg,
+    RunOption,
+    SeedOption,
+    WOption,
+    console,
+)
 
 
 def generate_cmd(
-    prompts: Annotated[
-        Path, typer.Argument(help="Prompts (JSONL): {'prompt'} or {'messages'} per line.")
-    ],
-    run: Annotated[
-        str, typer.Option("--run", "-r", help="Run name (or id) whose aligned policy decodes.")
-    ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the answers (JSONL).")
-    ],
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Maximum answer length (default: the run's).")
-    ] = None,
-    w: Annotated[int | None, typer.Option(help="Beams W (default: the run's).")] = None,
-    k: Annotated[
-        int | None, typer.Option(help="Successors per beam K (default: the run's).")
-    ] = None,
-    l: Annotated[
-        int | None, typer.Option(help="Chunk length L in tokens (default: the run's).")
-    ] = None,  # noqa: E741
-    seed: Annotated[
-        int | None, typer.Option(help="Sampling seed (default: derived from the run's).")
-    ] = None,
-    final: Annotated[
-        str,
-        typer.Option(help="Pick the answer among the W beams by: score (value models) or grader."),
-    ] = "score",
+    prompts: PromptsArg,
+    run: RunOption,
+    output: OutputOption,
+    max_tokens: MaxTokensOption = None,
+    w: WOption = None,
+    k: KOption = None,
+    l: LOption = None,
+    seed: SeedOption = None,
+    final: FinalOption = "score",
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

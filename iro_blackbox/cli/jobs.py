@@ -21,7 +21,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from .align_options import split_options, with_align_options
-from .common import DbOption, console, err_console
+from .common import (
+    DbOption,
+    FinalOption,
+    KOption,
+    LOption,
+    MaxTokensOption,
+    OutputOption,
+    PromptsArg,
+    RunOption,
+    SeedOption,
+    WOption,
+    console,
+    err_console,
+)
 
 app = typer.Typer(
     help="Queue alignment and generation runs as jobs in the store; `iro-bb worker` runs them.",
@@ -78,32 +91,15 @@ submit_app.command("align")(submit_align)
 
 @submit_app.command("generate")
 def submit_generate(
-    prompts: Annotated[
-        Path, typer.Argument(help="Prompts (JSONL): {'prompt'} or {'messages'} per line.")
-    ],
-    run: Annotated[
-        str, typer.Option("--run", "-r", help="Run name (or id) whose aligned policy decodes.")
-    ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where the worker writes the answers (JSONL).")
-    ],
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Maximum answer length (default: the run's).")
-    ] = None,
-    w: Annotated[int | None, typer.Option(help="Beams W (default: the run's).")] = None,
-    k: Annotated[
-        int | None, typer.Option(help="Successors per beam K (default: the run's).")
-    ] = None,
-    l: Annotated[  # noqa: E741
-        int | None, typer.Option(help="Chunk length L in tokens (default: the run's).")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Sampling seed (default: derived from the run's).")
-    ] = None,
-    final: Annotated[
-        str,
-        typer.Option(help="Pick the answer among the W beams by: score (value models) or grader."),
-    ] = "score",
+    prompts: PromptsArg,
+    run: RunOption,
+    output: OutputOption,
+    max_tokens: MaxTokensOption = None,
+    w: WOption = None,
+    k: KOption = None,
+    l: LOption = None,
+    seed: SeedOption = None,
+    final: FinalOption = "score",
     db: DbOption = None,
 ) -> None:
     """Queue decoding of a prompts file with an aligned run; print the job id."""
