@@ -38,7 +38,7 @@ from .progress import RunProgress
 from .store import Example as ExampleRow
 from .store import Iteration, Rollout, Run, Store, ValueModelRecord, default_home, open_store
 from .store.schema import utcnow
-from .utils import derive_seed, stable_hash
+from .utils import derive_seed
 
 BASE_T = 0  # iteration index of the base-policy evaluation
 
@@ -247,20 +247,6 @@ class AlignLoop:
             final=final,
             concurrency=max(4, cfg.concurrency),
         )
-
-    def _done_examples(self, t: int, phase: str, method: str) -> set[int]:
-        with self.store.session() as s:
-            rows = s.scalars(
-                select(Rollout.example_id)
-                .where(
-                    Rollout.run_id == self.run_id,
-                    Rollout.t == t,
-                    Rollout.phase == phase,
-                    Rollout.method == method,
-                )
-                .distinct()
-            ).all()
-        return set(rows)
 
     def _save_result(
         self, t: int, phase: str, method: str, result: Any, idx_offset: int = 0
@@ -822,10 +808,6 @@ def _summary(iterations: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
-
-
-def config_hash(cfg: AlignConfig) -> str:
-    return stable_hash(cfg.identity())
 
 
 def load_run(run: str | int, db: str | Store | None = None, **overrides: Any):
