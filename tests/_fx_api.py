@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ class Received:
     path: str
     body: dict[str, Any]
     authorization: str | None
+    raw: bytes = b""  # the body as sent
+    start: float = 0.0  # time.time() when it arrived
+    end: float | None = None  # when the answer was sent (proxy mode); None: never answered
 
 
 @dataclass
@@ -116,9 +120,12 @@ class FakeOpenAIServer:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {}
-        self.received.append(Received(request.path, body, request.headers.get("Authorization")))
+        rec = Received(request.path, body, request.headers.get("Authorization"), raw, time.time())
+        self.received.append(rec)
         if self.upstream:
-            return await self._forward(request, raw)
+            resp = await self._forward(request, raw)
+            rec.end = time.time()
+            return resp
         if self.faults:
             fault = self.faults.popleft()
             kind = fault[0]

@@ -3,18 +3,15 @@ behind an API), with a pass-through proxy of the test's own that records every H
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-from _fx_llama import free_port
 
 PROMPTS = [
     "Write one sentence about a rainy Monday.",
@@ -25,81 +22,9 @@ PROMPTS = [
 ]
 
 
-class CountingProxy:
-    """Forwards every request to the upstream server; records (method, path, body, start, end)."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream.rstrip("/")
-        self.port = free_port()
-        self.calls: list[dict] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _run(self) -> None:
-        from aiohttp import ClientSession, web
-
-        async def handle(request: web.Request) -> web.Response:
-            body = await request.read()
-            rec = {
-                "method": request.method,
-                "path": request.path,
-                "body": body,
-                "start": time.time(),
-                "end": None,
-            }
-            self.calls.append(rec)
-            url = (
-                self.upstream + request.path_qs[len("/v1") :]
-                if request.path.startswith("/v1")
-                else self.upstream + request.path_qs
-            )
-            async with ClientSession() as s:
-                async with s.request(
-                    request.method,
-                    url,
-                    data=body,
-                    headers={
-                        "content-type": request.headers.get("content-type", "application/json")
-                    },
-                ) as r:
-                    data = await r.read()
-                    resp = web.Response(body=data, status=r.status, content_type=r.content_type)
-            rec["end"] = time.time()
-            return resp
-
-        async def start() -> None:
-            app = web.Application(client_max_size=10 * 2**20)
-            app.router.add_route("*", "/{tail:.*}", handle)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            self._ready.set()
-
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(start())
-        self._loop.run_forever()
-
-    def generation_calls(self) -> list[dict]:
-        return [
-            c for c in self.calls if c["method"] == "POST" and c["path"].endswith(("/completions",))
-        ]
-
-    def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-
-@pytest.fixture
-def proxy(llama_server):
-    p = CountingProxy(llama_server.base_url)
-    yield p
-    p.close()
+def generation_calls(proxy) -> list:
+    """The generation requests the proxy in front of the real server received, in order."""
+    return [r for r in proxy.received if r.path.endswith("/completions")]
 
 
 @pytest.fixture
@@ -133,7 +58,8 @@ def api_options(base_url: str) -> dict:
 
 
 @pytest.mark.slow
-def test_align_through_openai_provider_replays_from_cache(proxy, data, tmp_path):
+def test_align_through_openai_provider_replays_from_cache(llama_proxy, data, tmp_path):
+    proxy = llama_proxy
     from iro_blackbox import align
 
     train, evals = data
@@ -150,14 +76,14 @@ def test_align_through_openai_provider_replays_from_cache(proxy, data, tmp_path)
     )
     assert [i["stage"] for i in res.iterations] == ["done", "done"]
     assert res.metrics["iro_mean_reward"] is not None
-    first = len(proxy.generation_calls())
+    first = len(generation_calls(proxy))
     assert first > 0
     # llama.cpp ignores n: every one of the W*K samples was its own request, none repeated
-    bodies = [c["body"] for c in proxy.generation_calls()]
+    bodies = [c.raw for c in generation_calls(proxy)]
     assert len(set(bodies)) == len(bodies)
 
     # the same options under another run name: every response replays from the request cache
-    proxy.calls.clear()
+    proxy.received.clear()
     res2 = align(
         train,
         eval=str(evals),
@@ -167,7 +93,7 @@ def test_align_through_openai_provider_replays_from_cache(proxy, data, tmp_path)
         progress=False,
         **opts,
     )
-    assert proxy.generation_calls() == []
+    assert generation_calls(proxy) == []
     assert (
         res2.iterations[0]["metrics"]["eval_mean_reward"]
         == res.iterations[0]["metrics"]["eval_mean_reward"]
@@ -189,7 +115,8 @@ def _rows(db: str, sql: str) -> list:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_iteration_then_resume(proxy, data, tmp_path):
+def test_sigkill_mid_iteration_then_resume(llama_proxy, data, tmp_path):
+    proxy = llama_proxy
     train, evals = data
     db = str(tmp_path / "kill.db")
     o = api_options(proxy.base_url)
@@ -251,7 +178,7 @@ def test_sigkill_mid_iteration_then_resume(proxy, data, tmp_path):
     p.wait()
     stored_before = _rows(db, "SELECT count(*) FROM rollouts")[0][0]
     assert _rows(db, "SELECT stage FROM iterations WHERE t=1") != [("done",)]
-    calls_before = list(proxy.generation_calls())
+    calls_before = list(generation_calls(proxy))
 
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
@@ -268,9 +195,7 @@ def test_sigkill_mid_iteration_then_resume(proxy, data, tmp_path):
     assert _rows(db, "SELECT stage FROM iterations ORDER BY t") == [("done",), ("done",)]
     # finished requests were not repeated: a body sent again after the kill must have been in
     # flight (or finishing) when the process died, never one answered well before
-    after = proxy.generation_calls()[len(calls_before) :]
-    answered = {
-        c["body"] for c in calls_before if c["end"] is not None and c["end"] < killed_at - 1.0
-    }
-    repeated = [c for c in after if c["body"] in answered]
+    after = generation_calls(proxy)[len(calls_before) :]
+    answered = {c.raw for c in calls_before if c.end is not None and c.end < killed_at - 1.0}
+    repeated = [c for c in after if c.raw in answered]
     assert repeated == []
