@@ -257,6 +257,10 @@ class JobQueue:
         values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
         if progress is not None:
             values["progress"] = progress
+        return self._update_owned(job_id, worker, values)
+
+    def _update_owned(self, job_id: int, worker: str, values: dict[str, Any]) -> bool:
+        """Write `values` to a job only while `worker` still owns it (running): the fence."""
         with self.store.session() as s:
             n = s.execute(
                 update(Job)
@@ -270,13 +274,7 @@ class JobQueue:
         values: dict[str, Any] = {"status": "queued", "worker": None, "heartbeat_at": None}
         if progress is not None:
             values["progress"] = progress
-        with self.store.session() as s:
-            n = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
-                .values(**values)
-            ).rowcount
-        return n == 1
+        return self._update_owned(job_id, worker, values)
 
     # -- user actions ------------------------------------------------------------------------
     def cancel(self, job_id: int) -> str:
