@@ -408,8 +408,11 @@ class AlignLoop:
         by_ex = _group(rows)
         m: dict[str, Any] = {
             "eval_mean_reward": _mean([r.reward for r in rows]),
+            "eval_reward_stderr": _stderr([_mean([_r(r) for r in rs]) for rs in by_ex.values()]),
             "base_first_reward": _mean([rs[0].reward for rs in by_ex.values()]),
             "bon_mean_reward": _mean([max(_r(r) for r in rs) for rs in by_ex.values()]),
+            "eval_grader_reward": _mean([max(_r(r) for r in rs) for rs in by_ex.values()]),
+            "eval_answers_per_prompt": n,
             "bon_n": n,
             "bon_tokens_per_prompt": _mean(
                 [sum(r.completion_tokens for r in rs) for rs in by_ex.values()]
@@ -609,24 +612,35 @@ class AlignLoop:
             "iro",
             label=f"t={t} evaluate pi_{t} (guided search)",
         )
-        rows = self._rows(t, "eval", "iro")
-        by_ex = _group(rows)
+        by_ex = _group(self._rows(t, "eval", "iro"))
         base = _group(self._rows(BASE_T, "eval", "sample"))
-        picked = {ex: next((r for r in rs if r.selected), rs[0]) for ex, rs in by_ex.items()}
-        finals = {ex: [r for r in rs if r.score is not None] or rs for ex, rs in by_ex.items()}
-        by_score = {
-            ex: max(rs, key=lambda r: r.score if r.score is not None else -1e30)
-            for ex, rs in finals.items()
-        }
+        # the policy's answer is the value pick (no grader at decode time: what `generate` and
+        # `serve` return); the grader pick is the best of its complete answers by the grader, as
+        # Best-of-N picks the best of its N samples
+        policy = {ex: _value_pick(rs) for ex, rs in by_ex.items()}
+        # the gain over pi_{t-1} (t=1: the base policy's mean), paired by prompt
+        if t - 1 == BASE_T:
+            prev = {ex: _mean([_r(r) for r in rs]) for ex, rs in base.items()}
+        else:
+            prev = {
+                ex: _r(_value_pick(rs))
+                for ex, rs in _group(self._rows(t - 1, "eval", "iro")).items()
+            }
+        gains = [_r(r) - prev[ex] for ex, r in policy.items() if ex in prev]
+        graded = {ex: next((r for r in rs if r.selected), rs[0]) for ex, rs in by_ex.items()}
         wins = []
-        for ex, r in picked.items():
+        for ex, r in policy.items():
             if ex in base:
                 b = _r(base[ex][0])
                 wins.append(1.0 if _r(r) > b else 0.5 if _r(r) == b else 0.0)
-        usage = [next((x.usage for x in rs if x.selected and x.usage), {}) for rs in by_ex.values()]
+        usage = [next((x.usage for x in rs if x.usage), {}) for rs in by_ex.values()]
         return {
-            "eval_mean_reward": _mean([_r(r) for r in picked.values()]),
-            "eval_policy_reward": _mean([_r(r) for r in by_score.values()]),
+            "eval_mean_reward": _mean([_r(r) for r in policy.values()]),
+            "eval_reward_stderr": _stderr([_r(r) for r in policy.values()]),
+            "eval_gain": _mean(gains),
+            "eval_gain_stderr": _stderr(gains),
+            "eval_grader_reward": _mean([_r(r) for r in graded.values()]),
+            "eval_answers_per_prompt": _mean([len(rs) for rs in by_ex.values()]),
             "win_rate_vs_base": _mean(wins),
             "eval_tokens_per_prompt": _mean([u.get("completion_tokens", 0) for u in usage]),
             "eval_prompts": len(by_ex),
@@ -708,19 +722,22 @@ class AlignLoop:
         self._set_iteration(t, "done", m)
         base = self._iteration(BASE_T).metrics
         self.progress.log(
-            f"t={t}: held-out reward {m['eval_mean_reward']:+.3f} (base {base.get('eval_mean_reward', 0):+.3f}, "
+            f"t={t}: held-out reward {m['eval_mean_reward']:+.3f} "
+            f"(grader pick {m['eval_grader_reward']:+.3f}; base {base.get('eval_mean_reward', 0):+.3f}, "
             f"best-of-{base.get('bon_n')} {base.get('bon_mean_reward', 0):+.3f}), "
             f"win rate vs base {m['win_rate_vs_base']:.2f}"
         )
 
     def _tokens_so_far(self) -> int:
         with self.store.session() as s:
-            rows = s.execute(
-                select(Rollout.usage, Rollout.completion_tokens).where(
-                    Rollout.run_id == self.run_id, Rollout.selected.is_(True)
+            # a search stores its usage on one of its rows (the answer it picked; the reweight
+            # step may move `selected` later); samples are counted row by row
+            usages = s.scalars(
+                select(Rollout.usage).where(
+                    Rollout.run_id == self.run_id, Rollout.method != "sample"
                 )
             ).all()
-            total = sum(int((u or {}).get("completion_tokens", 0)) for u, _ in rows)
+            total = sum(int((u or {}).get("completion_tokens", 0)) for u in usages)
             sampled = s.scalar(
                 select(func.coalesce(func.sum(Rollout.completion_tokens), 0)).where(
                     Rollout.run_id == self.run_id, Rollout.method == "sample"
@@ -757,11 +774,27 @@ def _mean(xs: list[Any]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def _stderr(xs: list[Any]) -> float | None:
+    """Standard error of the mean (over prompts)."""
+    xs = [float(x) for x in xs if x is not None]
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+
 def _group(rows: list[Rollout]) -> dict[int, list[Rollout]]:
     out: dict[int, list[Rollout]] = {}
     for r in rows:
         out.setdefault(r.example_id, []).append(r)
     return out
+
+
+def _value_pick(rows: list[Rollout]) -> Rollout:
+    """The answer by value score alone among a search's complete answers (non-empty ones first;
+    ties: the first), as cbs with final='score' picks it."""
+    pool = [r for r in rows if r.response.strip()] or rows
+    return max(pool, key=lambda r: r.score if r.score is not None else -math.inf)
 
 
 def _bon_curve(by_ex: dict[int, list[Rollout]]) -> list[dict[str, float]]:
@@ -798,7 +831,7 @@ def _summary(iterations: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "iterations": last[-1]["t"],
                 "iro_mean_reward": m.get("eval_mean_reward"),
-                "iro_policy_reward": m.get("eval_policy_reward"),
+                "iro_grader_reward": m.get("eval_grader_reward"),
                 "win_rate_vs_base": m.get("win_rate_vs_base"),
                 "cbs_single_value_reward": last[0]["metrics"].get("eval_mean_reward"),
             }

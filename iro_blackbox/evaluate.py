@@ -6,8 +6,9 @@ Methods:
   bon   Best-of-N by the grader over those N samples
   cbs   chunk-level beam search guided by V_1 alone (CBS with a single value model)
   iro   chunk-level beam search guided by V_1..V_T (the aligned policy)
-cbs and iro pick their answer among the W final beams by the grader (as Best-of-N picks among its N),
-and also report the pick by value score alone ("value pick": no grader at decode time).
+cbs and iro answer by value score alone (no grader at decode time: what `iro-bb generate` returns);
+"grader pick" is the best of their complete answers (about W*K) by the grader, as Best-of-N
+picks the best of its N.
 """
 
 from __future__ import annotations
@@ -120,23 +121,16 @@ async def _evaluate(
                     on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
                 )
                 secs = time.monotonic() - t0
-                picked = [float(r.best.reward or 0.0) for r in res]
-                vpick = [
-                    float(
-                        max(
-                            (c for c in r.candidates if c.final), key=lambda c: c.score or -1e30
-                        ).reward
-                        or 0.0
-                    )
-                    for r in res
-                ]
-                m, se = _stats(picked)
+                graded = [float(r.best.reward or 0.0) for r in res]
+                answers = [_value_pick(r.candidates) for r in res]
+                m, se = _stats([float(c.reward or 0.0) for c in answers])
                 rows[method] = {
                     "mean_reward": m,
                     "stderr": se,
-                    "value_pick_reward": _stats(vpick)[0],
+                    "grader_pick_reward": _stats(graded)[0],
+                    "answers_per_prompt": sum(len(r.candidates) for r in res) / len(res),
+                    "win_rate_vs_base": _win(res, base_first, answers),
                     "tokens_per_prompt": sum(r.usage.completion_tokens for r in res) / len(res),
-                    "win_rate_vs_base": _win(res, base_first),
                     "seconds": secs,
                     "value_models": k,
                 }
@@ -155,11 +149,19 @@ async def _evaluate(
     }
 
 
-def _win(results: list, base_first: dict[str, float]) -> float | None:
+def _value_pick(cands: list) -> Any:
+    """The answer by value score alone among a search's complete answers (non-empty first)."""
+    pool = [c for c in cands if c.text.strip()] or cands
+    return max(pool, key=lambda c: c.score if c.score is not None else -math.inf)
+
+
+def _win(results: list, base_first: dict[str, float], answers: list | None = None) -> float | None:
+    """Win rate of each result's answer (`answers[i]`, default its best) over the base sample."""
     wins = []
-    for r in results:
+    for i, r in enumerate(results):
         if r.example.id in base_first:
-            a, b = float(r.best.reward or 0.0), base_first[r.example.id]
+            ans = answers[i] if answers is not None else r.best
+            a, b = float(ans.reward or 0.0), base_first[r.example.id]
             wins.append(1.0 if a > b else 0.5 if a == b else 0.0)
     return sum(wins) / len(wins) if wins else None
 

@@ -18,8 +18,10 @@ from typing import Any
 COLUMNS = [
     ("t", "t", "{}"),
     ("policy", "policy", "{}"),
-    ("eval_mean_reward", "mean reward", "{:+.3f}"),
-    ("eval_policy_reward", "value pick", "{:+.3f}"),
+    ("eval_mean_reward", "reward ± se", "{:+.3f}"),
+    ("eval_gain", "gain vs t-1", "{:+.3f}"),
+    ("eval_grader_reward", "grader pick", "{:+.3f}"),
+    ("eval_answers_per_prompt", "answers", "{:.1f}"),
     ("win_rate_vs_base", "win rate vs base", "{:.2f}"),
     ("train_mean_reward", "rollout reward", "{:+.3f}"),
     ("tokens", "tokens", "{:,.0f}"),
@@ -38,7 +40,9 @@ def table_rows(iterations: list[dict[str, Any]]) -> list[list[str]]:
         row = []
         for key, _, fmt in COLUMNS:
             v = m.get(key)
-            row.append("" if v is None else fmt.format(v))
+            cell = "" if v is None else fmt.format(v)
+            se = m.get({"eval_mean_reward": "eval_reward_stderr"}.get(key, f"{key}_stderr"))
+            row.append(f"{cell} ± {se:.3f}" if cell and se is not None else cell)
         out.append(row)
     return out
 
@@ -57,10 +61,10 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     fig, ax = plt.subplots(figsize=(6, 4))
     ts = [i["t"] for i in its]
     ax.plot(ts, [i["metrics"]["eval_mean_reward"] for i in its], "o-", label="IRO pi_t (t=0: base)")
-    vp = [(i["t"], i["metrics"].get("eval_policy_reward")) for i in its if i["t"] > 0]
-    vp = [(t, v) for t, v in vp if v is not None]
-    if vp:
-        ax.plot([t for t, _ in vp], [v for _, v in vp], "s--", label="pi_t, value pick only")
+    gp = [(i["t"], i["metrics"].get("eval_grader_reward")) for i in its if i["t"] > 0]
+    gp = [(t, v) for t, v in gp if v is not None]
+    if gp:
+        ax.plot([t for t, _ in gp], [v for _, v in gp], "s--", label="pi_t + grader pick")
     if base.get("bon_mean_reward") is not None:
         ax.axhline(
             base["bon_mean_reward"], color="gray", ls=":", label=f"Best-of-{base.get('bon_n')}"
@@ -81,6 +85,13 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
         (i["metrics"].get("eval_tokens_per_prompt"), i["metrics"]["eval_mean_reward"], i["t"])
         for i in its
         if i["t"] > 0 and i["metrics"].get("eval_tokens_per_prompt")
+    ]
+    iro_g = [
+        (i["metrics"].get("eval_tokens_per_prompt"), i["metrics"].get("eval_grader_reward"), i["t"])
+        for i in its
+        if i["t"] > 0
+        and i["metrics"].get("eval_tokens_per_prompt")
+        and i["metrics"].get("eval_grader_reward") is not None
     ]
     if curve or iro:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -107,10 +118,19 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
                 "D",
                 color="C1",
                 ms=8,
-                label="IRO pi_t",
+                label="IRO pi_t (value pick, no grader)",
             )
             for x, y, t in iro:
                 ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
+        if iro_g:
+            ax.plot(
+                [x for x, _, _ in iro_g],
+                [y for _, y, _ in iro_g],
+                "s",
+                color="C2",
+                ms=7,
+                label="IRO pi_t + grader pick",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("generated tokens per prompt (log)")
         ax.set_ylabel("held-out mean reward")
@@ -169,9 +189,12 @@ pre {{ background: #f7f7f7; padding: 1rem; overflow-x: auto; }}
 <h2>Summary</h2><ul>{summ}</ul>
 <h2>Iterations (held-out prompts)</h2>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>t = 0 is the base policy (mean over its N samples); Best-of-N picks the best of N = W&times;K
-samples by the grader; pi_t is chunk-level beam search guided by V_1..V_t, answer picked among the
-W final beams by the grader ("value pick": by the value score alone).</p>
+<p>"reward": the policy's own answer, with no grader at decode time: for t = 0 the base policy
+(mean over its N samples), for t &ge; 1 chunk-level beam search guided by V_1..V_t, answer picked
+by the value score (what <code>iro-bb generate</code> and <code>serve</code> return). "grader pick":
+the best of the policy's complete answers by the grader ("answers" per prompt): for t = 0 that is
+Best-of-N over N = W&times;K samples. "± se": the standard error over prompts; "gain vs t-1": the
+change from the previous policy (t = 1: from the base policy's mean), paired by prompt.</p>
 <h2>Plots</h2>{imgs}
 <h2>Configuration</h2><pre>{cfg}</pre>
 </body></html>

@@ -1,36 +1,18 @@
 """Loading a model's tokenizer (cached per process, and on disk for GGUF files).
 
-Building a tokenizer out of a GGUF file takes 20 to 80 seconds on a small CPU; the result is saved
-once under $IRO_CACHE_DIR (default ~/.cache/iro-bb)/tokenizers/<hash of the file> and loaded from
-there in well under a second afterwards.
+Building a tokenizer out of a GGUF file takes 20 to 80 seconds on a small CPU; gguf_cache.py keeps
+the result on disk, so that is paid once per file.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError
+from .gguf_cache import cached_build, entry_path
 from .models import resolve_model
-from .utils import stable_hash
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("IRO_CACHE_DIR", Path.home() / ".cache" / "iro-bb"))
-
-
-def _gguf_cache_path(path: str, gguf_file: str) -> Path:
-    f = Path(path) / gguf_file
-    st = f.stat()
-    return (
-        cache_dir()
-        / "tokenizers"
-        / stable_hash([str(f.resolve()), st.st_size, int(st.st_mtime)])[:24]
-    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,21 +37,9 @@ def load_tokenizer(spec: str) -> Any:
 def _load_gguf_tokenizer(path: str, gguf_file: str) -> Any:
     from transformers import AutoTokenizer
 
-    cached = _gguf_cache_path(path, gguf_file)
-    if (cached / "tokenizer_config.json").is_file():
-        try:
-            return AutoTokenizer.from_pretrained(cached)
-        except (OSError, ValueError):
-            shutil.rmtree(cached, ignore_errors=True)  # a damaged cache entry: rebuild it
-    tok = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
-        tok.save_pretrained(tmp)
-        try:
-            tmp.rename(cached)
-        except OSError:  # another process saved it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError:
-        pass  # a read-only home: the tokenizer still works, only slower next time
-    return tok
+    return cached_build(
+        entry_path("tokenizers", path, gguf_file),
+        "tokenizer_config.json",
+        AutoTokenizer.from_pretrained,
+        lambda: AutoTokenizer.from_pretrained(path, gguf_file=gguf_file),
+    )

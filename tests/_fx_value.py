@@ -1,6 +1,6 @@
 """Fixtures for the value tests: the shipped MiniLM backbone, a synthetic sentiment data set whose
 reward is a known function of the text, one MiniLM value model trained on it (shared by the tests
-that only score), and a tiny randomly initialised Llama decoder with the real SmolLM2 tokenizer."""
+that only score), and the tiny random Llama decoder of _fx_hf as a backbone."""
 
 from __future__ import annotations
 
@@ -76,30 +76,7 @@ def trained_minilm_value(minilm_backbone):
 
 
 @pytest.fixture(scope="session")
-def tiny_llama_backbone(tmp_path_factory) -> str:
-    """A 2-layer randomly initialised Llama (hidden 64) saved with the real SmolLM2 tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from iro_blackbox.tokenizers import load_tokenizer
-
-    tok = load_tokenizer("smollm2-135m-instruct")
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
-    d = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
+def tiny_llama_backbone(tiny_lm_dir) -> str:
+    """The tiny random Llama of _fx_hf (2 layers, hidden 64, the real SmolLM2 tokenizer) as a
+    value-model backbone."""
+    return str(tiny_lm_dir)

@@ -63,6 +63,13 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     m1 = res.iterations[1]["metrics"]
     for key in ("eval_mean_reward", "win_rate_vs_base", "train_mean_reward", "tokens", "value"):
         assert m1.get(key) is not None, key
+    m0 = res.iterations[0]["metrics"]
+    assert m0["eval_grader_reward"] == m0["bon_mean_reward"] >= m0["eval_mean_reward"]
+    for it in res.iterations[1:]:
+        m = it["metrics"]
+        # the grader picks among the policy's complete answers, its own answer among them
+        assert m["eval_grader_reward"] >= m["eval_mean_reward"]
+        assert m["eval_answers_per_prompt"] >= SMALL["w"]
     # rollouts: t=1 samples W*K per training prompt; t=0 eval samples W*K per held-out prompt
     assert _count(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train'") == 3 * 4
     assert _count(db, "SELECT count(*) FROM rollouts WHERE t=0 AND phase='eval'") == 2 * 4
@@ -105,6 +112,22 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     assert main(["generate", str(prompts), "--run", "tiny", "-o", str(outp), "--db", db, "-q"]) == 0
     lines = [json.loads(x) for x in outp.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["line-1", "line-2"] and all(x["response"] for x in lines)
+
+    # eval: every method on the held-out file, at equal compute, JSON written and printed
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(evals), "--run", "tiny", "--db", db, "--json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "best-of-4" in printed and "iro (V_1..V_T)" in printed
+    ev = json.loads(report.read_text())
+    assert (
+        ev["n"] == 4 and ev["prompts"] == 2 and set(ev["methods"]) == {"base", "bon", "cbs", "iro"}
+    )
+    ms = ev["methods"]
+    assert ms["bon"]["mean_reward"] >= ms["base"]["mean_reward"]
+    for name in ("cbs", "iro"):
+        assert ms[name]["grader_pick_reward"] >= ms[name]["mean_reward"]
+        assert ms[name]["answers_per_prompt"] >= 2 and 0.0 <= ms[name]["win_rate_vs_base"] <= 1.0
+    assert ms["cbs"]["value_models"] == 1 and ms["iro"]["value_models"] == 2
 
 
 BAD_CASES = [

@@ -307,7 +307,7 @@ def test_cbs_finished_beams_are_kept_and_not_extended():
     assert [len(call) for call in prov.calls] == [2, 1, 1, 1]  # only the other beam goes on
     finals = [c for c in r.candidates if c.final]
     assert [c.text for c in finals] == [" all done", " more words" * 4]
-    assert r.best.text == " all done" and r.best.finish_reason == "stop"  # by S, stop preferred
+    assert r.best.text == " all done" and r.best.finish_reason == "stop"  # the best S
     assert r.best.completion_tokens == 2 and finals[1].completion_tokens == 8
 
 
@@ -324,7 +324,9 @@ def test_cbs_keeps_dropped_finished_candidates():
     assert len(finals) == 2 and dropped
     assert all(c.finish_reason in ("stop", "length") for c in dropped)
     assert [c.index for c in r.candidates] == list(range(len(r.candidates)))
-    assert sum(c.selected for c in r.candidates) == 1 and r.best.final
+    assert sum(c.selected for c in r.candidates) == 1
+    # the answer is the best S among every complete answer: here a short one dropped at step 0
+    assert r.best.score == max(c.score for c in r.candidates) and not r.best.final
 
 
 def test_cbs_answer_by_grader_or_by_score():
@@ -463,8 +465,9 @@ def test_scripted_chunk_objects_and_dedup_scoring():
     assert all(w in WORDS or w == "same" for w in r.best.text.split())
 
 
-def test_cbs_answer_prefers_finished_beams_then_any_final_beam():
-    # beam A stops early with a low score; beam B runs to max_tokens with a higher score
+def test_cbs_answer_is_the_best_of_every_complete_answer():
+    # beam A stops early with a low score; beam B runs to max_tokens with a higher score: both are
+    # answers (Best-of-N counts truncated samples too), the grader picks the better one
     def script(req, j):
         if req.prefix == "" and req.sample_index + j == 0:
             return (" short", "stop")
@@ -476,19 +479,24 @@ def test_cbs_answer_prefers_finished_beams_then_any_final_beam():
     (r,) = asyncio.run(cbs(make_examples(1), FakeProvider(script=script), scorer, params, grader))
     finals = {c.text: c for c in r.candidates if c.final}
     assert set(finals) == {" short", " long long long"}
-    assert finals[" long long long"].reward > finals[" short"].reward
-    assert r.best.text == " short"  # the only beam that finished counts first
+    assert r.best.text == " long long long" and r.best.finish_reason == "length"
 
-    # no beam finished: the best of all final beams by the grader (not simply the best S)
+    # a finished candidate that selection dropped can still be the answer: at the last step the
+    # grader sees all W*K complete answers, not only the W that selection kept
     def numbered(req, j):
         return (f" w{req.sample_index + j}", "length")
 
-    scorer = FnScorer(lambda p, x: 1.0 if x == " w0" else 0.0)
-    grader = FnGrader(lambda s, it: 1.0 if s == " w1" else 0.0)
+    scorer = FnScorer(lambda p, x: {" w0": 1.0, " w1": 0.5}.get(x, 0.0))
+    grader = FnGrader(lambda s, it: 1.0 if s == " w3" else 0.0)
     params = P(w=2, k=2, l=1, max_tokens=1, selection="topw")
     (r,) = asyncio.run(cbs(make_examples(1), FakeProvider(script=numbered), scorer, params, grader))
     assert [c.text for c in r.candidates if c.final] == [" w0", " w1"]  # best S first
-    assert r.best.text == " w1" and r.best.finish_reason == "length"
+    assert len(r.candidates) == 4  # the two dropped ones are kept as candidates
+    assert r.best.text == " w3" and not r.best.final
+    # by score alone the answer is the best S
+    params = P(w=2, k=2, l=1, max_tokens=1, selection="topw", final="score")
+    (r,) = asyncio.run(cbs(make_examples(1), FakeProvider(script=numbered), scorer, params, grader))
+    assert r.best.text == " w0"
 
 
 def test_cbs_diverse_does_not_keep_a_copy_of_a_finished_beam():

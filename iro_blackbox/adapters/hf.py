@@ -674,13 +674,25 @@ def _load(spec: str, device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     """Load (model, tokenizer, name) for a model spec."""
     from transformers import AutoModelForCausalLM
 
+    from ..gguf_cache import cached_build, entry_path, save_dequantized
     from ..models import resolve_model
     from ..tokenizers import load_tokenizer
 
     rm = resolve_model(spec)
     tok = load_tokenizer(spec)
     try:
-        model = AutoModelForCausalLM.from_pretrained(rm.path, dtype=dtype, **rm.load_kwargs())
+        if rm.gguf_file:  # dequantized once, then loaded from the disk cache (gguf_cache.py)
+            model = cached_build(
+                entry_path("models", rm.path, rm.gguf_file, dtype),
+                "config.json",
+                lambda d: AutoModelForCausalLM.from_pretrained(d, dtype=dtype),
+                lambda: AutoModelForCausalLM.from_pretrained(
+                    rm.path, dtype=dtype, **rm.load_kwargs()
+                ),
+                save_dequantized,
+            )
+        else:
+            model = AutoModelForCausalLM.from_pretrained(rm.path, dtype=dtype, **rm.load_kwargs())
     except (OSError, ValueError) as e:
         raise ModelNotFoundError(f"cannot load model '{spec}': {e}") from None
     return model.to(device).eval(), tok, rm.name

@@ -370,6 +370,29 @@ class OpenAIProvider:
                 body["logprobs"], body["top_logprobs"] = True, 1
         return endpoint, body
 
+    # -- the seam offline batch submission (jobs/batch_api.py) uses ----------------------------
+
+    @property
+    def request_cache(self) -> Any:
+        """The request cache in the store (None without a store)."""
+        return self._cache
+
+    async def plan(self, req: Extend) -> tuple[str, dict[str, Any]]:
+        """(endpoint, request body without n and seed) that `extend` would send for `req`."""
+        return self._body(await self._choose_endpoint(req), req)
+
+    def cache_request(self, endpoint: str, body: dict, seed: int | None, idx: int) -> dict:
+        """The request-cache record of sample `idx` of a planned body (its hash is the key)."""
+        return self._cache_request(endpoint, body, seed, idx)
+
+    def parse_reply(self, endpoint: str, body: dict, data: dict[str, Any], url: str) -> list[dict]:
+        """Cacheable samples from a reply body; TransientError if it is malformed."""
+        return self._parse(endpoint, body, data, url)
+
+    def honours_n(self, endpoint: str) -> bool:
+        """Whether the server returns n choices on `endpoint` (True until the probe says not)."""
+        return self._n_honoured.get(endpoint, True)
+
     def _cache_request(self, endpoint: str, body: dict, seed: int | None, idx: int) -> dict:
         return {
             "v": CACHE_VERSION,

@@ -42,11 +42,16 @@ def align_cmd(**kwargs) -> None:
     if s.get("iro_mean_reward") is not None:
         console.print(
             f"held-out mean reward: base {s['base_mean_reward']:+.3f} -> IRO (t={s['iterations']}) "
-            f"{s['iro_mean_reward']:+.3f}; Best-of-{s['bon_n']} {s['bon_mean_reward']:+.3f}; "
+            f"{s['iro_mean_reward']:+.3f} with no grader, {_f(s.get('iro_grader_reward'))} with "
+            f"the grader's pick; Best-of-{s['bon_n']} by the grader {s['bon_mean_reward']:+.3f}; "
             f"win rate vs base {s['win_rate_vs_base']:.2f}"
         )
     console.print(f"run: [bold]{res.name}[/bold]")
     console.print(f"report: {res.report}")
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -200,14 +200,14 @@ class _Line:
 
 
 def _check_provider(provider: Any) -> None:
-    needed = ("_choose_endpoint", "_body", "_cache_request", "_parse", "_cache", "base_url")
+    needed = ("plan", "cache_request", "parse_reply", "honours_n", "request_cache", "base_url")
     if getattr(provider, "name", None) != "openai" or not all(hasattr(provider, n) for n in needed):
         raise ConfigError(
             f"the Batch API needs the openai provider, got {getattr(provider, 'name', provider)!r}"
         )
-    if provider._cache is None:
+    if provider.request_cache is None:
         raise ConfigError("the Batch API needs a store: its results go into the request cache")
-    if not provider._cache.enabled:
+    if not provider.request_cache.enabled:
         raise ConfigError("the Batch API fills the request cache: do not combine it with no_cache")
 
 
@@ -222,13 +222,13 @@ async def plan_lines(provider: Any, requests: list[Extend], report: BatchReport)
                 "the Batch API takes whole-response requests only (empty prefix): adaptive "
                 "search steps depend on earlier answers and must run live"
             )
-        endpoint, body = provider._body(await provider._choose_endpoint(r), r)
+        endpoint, body = await provider.plan(r)
         idx = [r.sample_index + j for j in range(r.n)]
-        keys = [stable_hash(provider._cache_request(endpoint, body, r.params.seed, i)) for i in idx]
+        keys = [stable_hash(provider.cache_request(endpoint, body, r.params.seed, i)) for i in idx]
         plans.append((r, endpoint, body, idx, keys))
         report.requests += 1
         report.samples += r.n
-    hits = provider._cache.get_many([k for *_, keys in plans for k in keys])
+    hits = provider.request_cache.get_many([k for *_, keys in plans for k in keys])
     lines: dict[str, _Line] = {}
 
     def add(endpoint: str, wire: dict[str, Any], target: _Target) -> None:
@@ -248,7 +248,7 @@ async def plan_lines(provider: Any, requests: list[Extend], report: BatchReport)
             if s is not None:
                 wire["seed"] = s
             add(endpoint, wire, _Target(endpoint, body, seed_base, missing, True))
-        elif len(missing) > 1 and provider._n_honoured.get(endpoint, True):
+        elif len(missing) > 1 and provider.honours_n(endpoint):
             wire = {**body, "n": len(missing)}
             s = _seed(seed_base, missing[0])
             if s is not None:
@@ -314,7 +314,7 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
             continue
         url = provider.base_url + line.endpoint
         try:
-            samples = provider._parse(line.endpoint, line.targets[0].body, body, url)
+            samples = provider.parse_reply(line.endpoint, line.targets[0].body, body, url)
         except TransientError as e:
             report.failed_lines += 1
             _note(report, f"{line.custom_id}: {e}")
@@ -337,11 +337,11 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
             else:  # a server may return fewer choices than n: the rest stay uncached
                 pairs = list(zip(t.indices, samples, strict=False))
             for i, s in pairs:
-                req = provider._cache_request(t.endpoint, t.body, t.seed_base, i)
+                req = provider.cache_request(t.endpoint, t.body, t.seed_base, i)
                 items.append((stable_hash(req), req, s))
                 report.ingested += 1
         done.add(line.custom_id)
-    provider._cache.put_many(provider.name, items)
+    provider.request_cache.put_many(provider.name, items)
     return done
 
 
@@ -417,7 +417,7 @@ async def _run_group(
     on_status: Callable[[dict[str, Any]], None] | None,
     sleep: Callable[[float], Awaitable[Any]],
 ) -> None:
-    cache = provider._cache
+    cache = provider.request_cache
     attempt = 0
     while lines:
         rkey_req = _record_key(provider, endpoint, lines, attempt)

@@ -13,10 +13,11 @@ not compete again (the diversity rules treat their texts as taken). The search e
 beams are finished; an unfinished beam grows by at least one token per step, so that takes at
 most max_tokens steps (usually ceil(max_tokens / L)).
 
-The answer: among the final beams that ended with "stop" (non-empty ones first; all final beams
-if none stopped), the best
-by the grader when final is 'grader' (or 'auto' with a grader; ties: higher S, then first), else
-the best by S.
+The answer: among every complete answer the search produced (the W final beams and the finished
+candidates selection dropped on the way, about W*K in all, as many as Best-of-N's N; non-empty
+ones first), the best by the grader when final is 'grader' (or 'auto' with a grader; ties: higher
+S, then first), else the best by S. An answer cut at max_tokens counts like one the model ended,
+as it does for Best-of-N.
 
 Sample indices: the K successors of the beam in slot b at step s use sample indices
 s*W*K + b*K + j (j < K): distinct for every candidate of a prompt and the same on a rerun, so an
@@ -138,10 +139,10 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
     cands_out = [b.candidate(final=True) for b in final] + [
         b.candidate(final=False) for b in dropped
     ]
-    # the answer comes from beams the model ended ("stop"), preferring non-empty ones: an
-    # immediate EOS is a legal beam but never a useful answer when a real one exists
-    stopped = [i for i, b in enumerate(final) if b.finish_reason == "stop"]
-    pool = [i for i in stopped if final[i].text.strip()] or stopped or list(range(len(final)))
+    # the answer comes from every complete candidate, preferring non-empty ones: an immediate
+    # EOS is a legal beam but never a useful answer when a real one exists
+    every = list(range(len(cands_out)))
+    pool = [i for i in every if cands_out[i].text.strip()] or every
     return await ctx.finish(example, "cbs", cands_out, pool, pick_by, usage, started)
 
 
