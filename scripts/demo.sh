@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: align the shipped SmolLM2-135M-Instruct to upbeat replies (built-in VADER sentiment
 # grader) on CPU, 2 IRO iterations, then print the table and the path of the HTML report.
-# Sized for 2 CPU cores: 24 training prompts, 16 held-out prompts, W=K=4, L=8, 32-token answers.
+# Sized for 2 CPU cores: 24 training prompts, 32 held-out prompts, W=K=4, L=8, 32-token answers.
 # Re-running resumes (or, when finished, just prints the result again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
