@@ -52,6 +52,7 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     paths = []
     its = [i for i in iterations if i["metrics"].get("eval_mean_reward") is not None]
@@ -60,7 +61,14 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     base = next((i["metrics"] for i in iterations if i["t"] == 0), {})
     fig, ax = plt.subplots(figsize=(6, 4))
     ts = [i["t"] for i in its]
-    ax.plot(ts, [i["metrics"]["eval_mean_reward"] for i in its], "o-", label="IRO pi_t (t=0: base)")
+    ax.errorbar(
+        ts,
+        [i["metrics"]["eval_mean_reward"] for i in its],
+        yerr=[i["metrics"].get("eval_reward_stderr") or 0.0 for i in its],
+        fmt="o-",
+        capsize=3,
+        label="IRO pi_t, no grader (t=0: base; ± se)",
+    )
     gp = [(i["t"], i["metrics"].get("eval_grader_reward")) for i in its if i["t"] > 0]
     gp = [(t, v) for t, v in gp if v is not None]
     if gp:
@@ -132,6 +140,9 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
                 label="IRO pi_t + grader pick",
             )
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("generated tokens per prompt (log)")
         ax.set_ylabel("held-out mean reward")
         ax.grid(alpha=0.3)
