@@ -89,17 +89,20 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     paths.append(p)
 
     curve = base.get("bon_curve") or []
-    iro = [
-        (i["metrics"].get("eval_tokens_per_prompt"), i["metrics"]["eval_mean_reward"], i["t"])
-        for i in its
-        if i["t"] > 0 and i["metrics"].get("eval_tokens_per_prompt")
-    ]
-    iro_g = [
-        (i["metrics"].get("eval_tokens_per_prompt"), i["metrics"].get("eval_grader_reward"), i["t"])
-        for i in its
-        if i["t"] > 0
-        and i["metrics"].get("eval_tokens_per_prompt")
-        and i["metrics"].get("eval_grader_reward") is not None
+
+    def points(key: str) -> list[tuple[float, float, int]]:
+        return [
+            (i["metrics"]["eval_tokens_per_prompt"], i["metrics"][key], i["t"])
+            for i in its
+            if i["t"] > 0
+            and i["metrics"].get("eval_tokens_per_prompt")
+            and i["metrics"].get(key) is not None
+        ]
+
+    iro = points("eval_mean_reward")
+    series = [
+        (iro, "D", "C1", 8, "IRO pi_t (value pick, no grader)"),
+        (points("eval_grader_reward"), "s", "C2", 7, "IRO pi_t + grader pick"),
     ]
     if curve or iro:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -119,26 +122,12 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
                     textcoords="offset points",
                     xytext=(3, -9),
                 )
-        if iro:
-            ax.plot(
-                [x for x, _, _ in iro],
-                [y for _, y, _ in iro],
-                "D",
-                color="C1",
-                ms=8,
-                label="IRO pi_t (value pick, no grader)",
-            )
-            for x, y, t in iro:
-                ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
-        if iro_g:
-            ax.plot(
-                [x for x, _, _ in iro_g],
-                [y for _, y, _ in iro_g],
-                "s",
-                color="C2",
-                ms=7,
-                label="IRO pi_t + grader pick",
-            )
+        for pts, marker, color, size, label in series:
+            if pts:
+                xs, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
+                ax.plot(xs, ys, marker, color=color, ms=size, label=label)
+        for x, y, t in iro:
+            ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
