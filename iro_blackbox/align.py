@@ -9,7 +9,9 @@ Iteration t = 1..T (see DESIGN.md):
      chunk-level beam search guided by V_1..V_{t-1}, ceil(R/W) searches with different seeds),
   2. reweight: grade them; keep the best per prompt (or resample weights ∝ exp(r/tau)),
   3. optimize: train V_t on every prefix of the training rollouts (MSE onto the final reward),
-  4. evaluate pi_t (CBS guided by V_1..V_t) on held-out prompts.
+  4. evaluate pi_t (CBS guided by V_1..V_t) on held-out prompts: its reward is that of the answer
+     the value models pick (no grader at decode time); the grader's pick among the same answers
+     is recorded beside it, as is the gain over pi_{t-1} paired by prompt.
 Before iteration 1 the base policy is evaluated: N = W*K samples per held-out prompt give the base
 mean reward, Best-of-N at equal compute, and the base answer (sample 0) for win rates.
 

@@ -1,8 +1,8 @@
 """A run's report: metrics.json, PNG plots and a self-contained HTML page showing them.
 
 Plots:
-  reward_by_iteration.png  held-out mean reward of the base policy (t=0) and of pi_t, with the
-                           Best-of-N line at equal N
+  reward_by_iteration.png  held-out mean reward of the base policy (t=0) and of pi_t (± stderr),
+                           pi_t with the grader's pick, and the Best-of-N line at equal N
   reward_vs_tokens.png     held-out reward against generated tokens per prompt: Best-of-n for
                            n = 1, 2, 4, ... N (from the same samples) versus IRO's pi_t
 """
