@@ -229,14 +229,8 @@ class JobQueue:
         values: dict[str, Any] = {"heartbeat_at": utcnow()}
         if progress is not None:
             values["progress"] = progress
-        with self.store.session() as s:
-            n = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker == worker, Job.status == "running")
-                .values(**values)
-            ).rowcount
-            cancel = bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
-        return Heartbeat(owned=n == 1, cancel_requested=cancel)
+        owned = self._update_owned(job_id, worker, values)
+        return Heartbeat(owned=owned, cancel_requested=self.cancel_requested(job_id))
 
     def cancel_requested(self, job_id: int) -> bool:
         with self.store.session() as s:
