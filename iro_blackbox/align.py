@@ -793,10 +793,10 @@ def _group(rows: list[Rollout]) -> dict[int, list[Rollout]]:
 
 
 def _value_pick(rows: list[Rollout]) -> Rollout:
-    """The answer by value score alone among a search's complete answers (non-empty ones first;
-    ties: the first), as cbs with final='score' picks it."""
-    pool = [r for r in rows if r.response.strip()] or rows
-    return max(pool, key=lambda r: r.score if r.score is not None else -math.inf)
+    """The row cbs would answer with by value score alone (search.value_pick)."""
+    from .search import value_pick
+
+    return rows[value_pick([r.response for r in rows], [r.score for r in rows])]
 
 
 def _bon_curve(by_ex: dict[int, list[Rollout]]) -> list[dict[str, float]]:

@@ -60,6 +60,7 @@ async def _evaluate(
 ) -> dict[str, Any]:
     from .policy import load_run
     from .progress import RunProgress
+    from .search import value_pick
 
     policy = load_run(run, db=db)
     grader = policy.grader
@@ -122,7 +123,12 @@ async def _evaluate(
                 )
                 secs = time.monotonic() - t0
                 graded = [float(r.best.reward or 0.0) for r in res]
-                answers = [_value_pick(r.candidates) for r in res]
+                answers = [
+                    r.candidates[
+                        value_pick([c.text for c in r.candidates], [c.score for c in r.candidates])
+                    ]
+                    for r in res
+                ]
                 m, se = _stats([float(c.reward or 0.0) for c in answers])
                 rows[method] = {
                     "mean_reward": m,
@@ -147,12 +153,6 @@ async def _evaluate(
         "max_tokens": cfg.max_tokens,
         "methods": rows,
     }
-
-
-def _value_pick(cands: list) -> Any:
-    """The answer by value score alone among a search's complete answers (non-empty first)."""
-    pool = [c for c in cands if c.text.strip()] or cands
-    return max(pool, key=lambda c: c.score if c.score is not None else -math.inf)
 
 
 def _win(results: list, base_first: dict[str, float], answers: list | None = None) -> float | None:

@@ -10,7 +10,7 @@ results[i].best.text, results[i].candidates, results[i].usage.completion_tokens
 from .batching import Coalescer
 from .best_of_n import best_of_n
 from .cbs import cbs
-from .common import pick_best, resolve_pick, run_all
+from .common import answer_pool, pick_best, resolve_pick, run_all, value_pick
 from .registry import SEARCHES, SearchFn, get_search, run_search, search_names
 from .sample import sample
 from .scorer import CombinedScorer, Scorer, ValueModelLike, as_scorer
@@ -43,6 +43,8 @@ __all__ = [
     "cbs",
     "get_search",
     "pick_best",
+    "answer_pool",
+    "value_pick",
     "resolve_pick",
     "run_all",
     "run_search",

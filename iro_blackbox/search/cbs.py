@@ -39,7 +39,7 @@ from ..adapters.base import Extend
 from ..dataset import Example, prompt_text
 from ..errors import ProviderError
 from ..utils import derive_seed
-from .common import OnResult, SearchContext, chunk_tokens, resolve_pick, run_all
+from .common import OnResult, SearchContext, answer_pool, chunk_tokens, resolve_pick, run_all
 from .selection import select
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
 
@@ -139,10 +139,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
     cands_out = [b.candidate(final=True) for b in final] + [
         b.candidate(final=False) for b in dropped
     ]
-    # the answer comes from every complete candidate, preferring non-empty ones: an immediate
-    # EOS is a legal beam but never a useful answer when a real one exists
-    every = list(range(len(cands_out)))
-    pool = [i for i in every if cands_out[i].text.strip()] or every
+    pool = answer_pool([c.text for c in cands_out])  # every complete candidate, non-empty first
     return await ctx.finish(example, "cbs", cands_out, pool, pick_by, usage, started)
 
 

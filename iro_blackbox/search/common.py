@@ -163,6 +163,20 @@ def _key(x: float | None) -> float:
     return -math.inf if x is None else x
 
 
+def answer_pool(texts: Sequence[str]) -> list[int]:
+    """Indices an answer may come from: the non-empty texts (all of them if every one is empty):
+    an immediate EOS is a legal candidate but never a useful answer when a real one exists."""
+    every = list(range(len(texts)))
+    return [i for i in every if texts[i].strip()] or every
+
+
+def value_pick(texts: Sequence[str], scores: Sequence[float | None]) -> int:
+    """Index of the answer by value score alone (no grader): the highest S in the answer pool,
+    ties to the first. What cbs answers with final='score', for callers holding only texts and
+    scores (e.g. stored rows)."""
+    return max(answer_pool(texts), key=lambda i: _key(scores[i]))
+
+
 def pick_best(cands: list[Candidate], pool: list[int], by: str) -> int:
     """Index of the answer within `pool`: highest reward (ties: higher S, then the first), highest
     S (ties: the first), or simply the first."""
