@@ -40,7 +40,7 @@ from .progress import RunProgress
 from .store import Example as ExampleRow
 from .store import Iteration, Rollout, Run, Store, ValueModelRecord, default_home, open_store
 from .store.schema import utcnow
-from .utils import derive_seed
+from .utils import derive_seed, mean_stderr
 
 BASE_T = 0  # iteration index of the base-policy evaluation
 
@@ -408,12 +408,13 @@ class AlignLoop:
         )
         rows = self._rows(BASE_T, "eval", "sample")
         by_ex = _group(rows)
+        bon = _mean([max(_r(r) for r in rs) for rs in by_ex.values()])
         m: dict[str, Any] = {
             "eval_mean_reward": _mean([r.reward for r in rows]),
             "eval_reward_stderr": _stderr([_mean([_r(r) for r in rs]) for rs in by_ex.values()]),
             "base_first_reward": _mean([rs[0].reward for rs in by_ex.values()]),
-            "bon_mean_reward": _mean([max(_r(r) for r in rs) for rs in by_ex.values()]),
-            "eval_grader_reward": _mean([max(_r(r) for r in rs) for rs in by_ex.values()]),
+            "bon_mean_reward": bon,
+            "eval_grader_reward": bon,  # Best-of-N is the grader's pick among the base samples
             "eval_answers_per_prompt": n,
             "bon_n": n,
             "bon_tokens_per_prompt": _mean(
@@ -778,11 +779,7 @@ def _mean(xs: list[Any]) -> float | None:
 
 def _stderr(xs: list[Any]) -> float | None:
     """Standard error of the mean (over prompts)."""
-    xs = [float(x) for x in xs if x is not None]
-    if len(xs) < 2:
-        return None
-    m = sum(xs) / len(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return mean_stderr([float(x) for x in xs if x is not None])[1]
 
 
 def _group(rows: list[Rollout]) -> dict[int, list[Rollout]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from .dataset import load_examples
 from .errors import ConfigError
 from .store import Store
+from .utils import mean_stderr
 
 METHODS = ("base", "bon", "cbs", "iro")
 
@@ -43,16 +43,6 @@ def evaluate(
     if limit:
         examples = examples[:limit]
     return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data)))
-
-
-def _stats(xs: list[float]) -> tuple[float | None, float | None]:
-    if not xs:
-        return None, None
-    m = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return m, None
-    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
-    return m, math.sqrt(var / len(xs))
 
 
 async def _evaluate(
@@ -87,7 +77,7 @@ async def _evaluate(
                 samples = [float(c.reward or 0.0) for r in res for c in r.candidates]
                 toks = [r.usage.completion_tokens for r in res]
                 if "base" in methods:
-                    m, se = _stats(samples)
+                    m, se = mean_stderr(samples)
                     rows["base"] = {
                         "mean_reward": m,
                         "stderr": se,
@@ -97,7 +87,7 @@ async def _evaluate(
                     }
                 if "bon" in methods:
                     best = [float(r.best.reward or 0.0) for r in res]
-                    m, se = _stats(best)
+                    m, se = mean_stderr(best)
                     rows["bon"] = {
                         "mean_reward": m,
                         "stderr": se,
@@ -129,11 +119,11 @@ async def _evaluate(
                     ]
                     for r in res
                 ]
-                m, se = _stats([float(c.reward or 0.0) for c in answers])
+                m, se = mean_stderr([float(c.reward or 0.0) for c in answers])
                 rows[method] = {
                     "mean_reward": m,
                     "stderr": se,
-                    "grader_pick_reward": _stats(graded)[0],
+                    "grader_pick_reward": mean_stderr(graded)[0],
                     "answers_per_prompt": sum(len(r.candidates) for r in res) / len(res),
                     "win_rate_vs_base": _win(res, base_first, answers),
                     "tokens_per_prompt": sum(r.usage.completion_tokens for r in res) / len(res),

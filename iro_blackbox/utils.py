@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,3 +22,14 @@ def stable_hash(obj: Any) -> str:
 def derive_seed(*parts: Any) -> int:
     """A 63-bit seed derived deterministically from any JSON-able parts."""
     return int(stable_hash(list(parts))[:15], 16)
+
+
+def mean_stderr(xs: Sequence[float]) -> tuple[float | None, float | None]:
+    """(mean, standard error of the mean); None where there are too few values (0, or < 2)."""
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
