@@ -29,6 +29,9 @@ COLUMNS = [
     ("cost_usd", "cost $", "{:.4f}"),
 ]
 
+# columns shown as "value ± se": the metric holding each one's standard error
+STDERR = {"eval_mean_reward": "eval_reward_stderr", "eval_gain": "eval_gain_stderr"}
+
 
 def table_rows(iterations: list[dict[str, Any]]) -> list[list[str]]:
     """One row of display strings per iteration (t=0: the base policy)."""
@@ -41,7 +44,7 @@ def table_rows(iterations: list[dict[str, Any]]) -> list[list[str]]:
         for key, _, fmt in COLUMNS:
             v = m.get(key)
             cell = "" if v is None else fmt.format(v)
-            se = m.get({"eval_mean_reward": "eval_reward_stderr"}.get(key, f"{key}_stderr"))
+            se = m.get(STDERR[key]) if key in STDERR else None
             row.append(f"{cell} ± {se:.3f}" if cell and se is not None else cell)
         out.append(row)
     return out

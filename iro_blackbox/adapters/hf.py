@@ -680,19 +680,21 @@ def _load(spec: str, device: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
 
     rm = resolve_model(spec)
     tok = load_tokenizer(spec)
+
+    def from_source() -> Any:
+        return AutoModelForCausalLM.from_pretrained(rm.path, dtype=dtype, **rm.load_kwargs())
+
     try:
         if rm.gguf_file:  # dequantized once, then loaded from the disk cache (gguf_cache.py)
             model = cached_build(
                 entry_path("models", rm.path, rm.gguf_file, dtype),
                 "config.json",
                 lambda d: AutoModelForCausalLM.from_pretrained(d, dtype=dtype),
-                lambda: AutoModelForCausalLM.from_pretrained(
-                    rm.path, dtype=dtype, **rm.load_kwargs()
-                ),
+                from_source,
                 save_dequantized,
             )
         else:
-            model = AutoModelForCausalLM.from_pretrained(rm.path, dtype=dtype, **rm.load_kwargs())
+            model = from_source()
     except (OSError, ValueError) as e:
         raise ModelNotFoundError(f"cannot load model '{spec}': {e}") from None
     return model.to(device).eval(), tok, rm.name
