@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from iro_blackbox.adapters.base import Extend  # noqa: E402
-from iro_blackbox.adapters.openai_api import OpenAIProvider  # noqa: E402
 from iro_blackbox.params import SamplingParams  # noqa: E402
+from iro_blackbox.providers.base import Extend  # noqa: E402
+from iro_blackbox.providers.openai.provider import OpenAIProvider  # noqa: E402
 from iro_blackbox.store import open_store  # noqa: E402
 
 SERVER = """

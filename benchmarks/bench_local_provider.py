@@ -30,8 +30,8 @@ PROMPT = [{"role": "user", "content": "Write a long, detailed story about a ligh
 
 
 async def chunked(provider, rows: int, chunk: int, new_tokens: int, seed: int) -> tuple[float, int]:
-    from iro_blackbox.adapters.base import Extend
     from iro_blackbox.params import SamplingParams
+    from iro_blackbox.providers.base import Extend
 
     params = SamplingParams(temperature=1.0, seed=seed)
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     nthreads = torch.get_num_threads()
 
-    from iro_blackbox.adapters.hf import HFProvider
+    from iro_blackbox.providers.hf import HFProvider
 
     t0 = time.perf_counter()
     provider = HFProvider(args.model)

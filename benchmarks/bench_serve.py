@@ -45,12 +45,12 @@ TOPICS = [
 
 def build_policy(args: argparse.Namespace) -> Any:
     if args.run:
-        from iro_blackbox.policy import load_run
+        from iro_blackbox.iro.policy import load_run
 
         return load_run(args.run, db=args.db, device="cpu")
-    from iro_blackbox.adapters.hf import HFProvider
-    from iro_blackbox.align_config import AlignConfig
-    from iro_blackbox.policy import AlignedPolicy
+    from iro_blackbox.iro.config import AlignConfig
+    from iro_blackbox.iro.policy import AlignedPolicy
+    from iro_blackbox.providers.hf import HFProvider
     from iro_blackbox.store import open_store
     from iro_blackbox.value import ValueConfig, ValueModel
 

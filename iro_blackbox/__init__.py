@@ -8,9 +8,20 @@ print(policy.generate(["Tell me about Mondays."])[0].text)
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
-from .align import RunResult, align, load_run  # noqa: E402  (torch loads lazily, on first use)
-from .errors import IroError  # noqa: E402
+from .errors import IroError
 
+__version__ = "0.2.0"
 __all__ = ["IroError", "RunResult", "__version__", "align", "load_run"]
+_LAZY = ("RunResult", "align", "load_run")
+
+
+def __getattr__(name: str) -> Any:
+    """align, load_run and RunResult come from iro_blackbox.iro on first use: it loads torch
+    (heavy), which `iro-bb --help` and the light commands never need."""
+    if name in _LAZY:
+        from . import iro  # heavy: torch
+
+        return getattr(iro, name)
+    raise AttributeError(f"module 'iro_blackbox' has no attribute {name!r}")

@@ -8,12 +8,14 @@ A line is `{"prompt": "..."}` or `{"messages": [{"role": ..., "content": ...}, .
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .utils import derive_seed
 
 ROLES = {"system", "developer", "user", "assistant"}
 
@@ -151,6 +153,38 @@ def iter_examples(path: str | Path, errors: list[str] | None = None) -> Iterator
 def load_examples(path: str | Path) -> list[Example]:
     """All examples of a JSONL file (raises InputError on the first bad line)."""
     return list(iter_examples(path))
+
+
+def hold_out(
+    examples: list[Example], fraction: float, seed: int, where: str = "data"
+) -> tuple[list[Example], list[Example]]:
+    """(kept, held out): a seeded random `fraction` of the examples held out (at least one, and
+    at least one kept), each side in file order."""
+    order = list(range(len(examples)))
+    random.Random(derive_seed(seed, "eval-split")).shuffle(order)
+    n_held = max(1, round(len(examples) * fraction))
+    if len(examples) - n_held < 1:
+        raise InputError(f"{where}: too few examples ({len(examples)}) to hold out an eval split")
+    held = set(order[:n_held])
+    return (
+        [e for i, e in enumerate(examples) if i not in held],
+        [e for i, e in enumerate(examples) if i in held],
+    )
+
+
+def check_disjoint(a: list[Example], b: list[Example], a_where: str, b_where: str) -> None:
+    """InputError when two example sets share ids (held-out prompts must be distinct). Lines of
+    `b` without an id of their own that clash with `a` are renamed "held-out-line-N" instead."""
+    ids = {e.id for e in a}
+    for e in b:
+        if e.id in ids and "id" not in e.data:
+            e.id = f"held-out-{e.id}"
+    clash = ids & {e.id for e in b}
+    if clash:
+        raise InputError(
+            f"{b_where}: ids also in {a_where}: {', '.join(sorted(clash)[:5])} "
+            "(held-out prompts must be distinct)"
+        )
 
 
 @dataclass

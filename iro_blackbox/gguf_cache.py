@@ -11,6 +11,7 @@ loads slower.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -66,9 +67,7 @@ def save_dequantized(model: Any, folder: Path) -> None:
     """Save a model transformers loaded from a GGUF file as a plain transformers folder (its own
     save_pretrained refuses: the model still counts as GGUF-quantized, though its weights are
     ordinary float tensors by now)."""
-    import copy
-
-    from safetensors.torch import save_model
+    from safetensors.torch import save_model  # heavy: torch
 
     config = copy.deepcopy(model.config)
     if hasattr(config, "quantization_config"):

@@ -83,7 +83,7 @@ def _hub_available(repo_id: str) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True"):
         return True
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # optional: the hub client
 
         hit = try_to_load_from_cache(repo_id, "config.json")
         return isinstance(hit, str)
@@ -128,7 +128,7 @@ def resolve_model(spec: str) -> ResolvedModel:
 
 def pick_device(device: str | None = None) -> str:
     """'cuda' when available (or asked), else 'cpu'."""
-    import torch
+    import torch  # heavy: torch
 
     if device and device != "auto":
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -139,6 +139,6 @@ def pick_device(device: str | None = None) -> str:
 
 def pick_dtype(device: str):
     """bf16 on CUDA, fp32 on CPU."""
-    import torch
+    import torch  # heavy: torch
 
     return torch.bfloat16 if device.startswith("cuda") else torch.float32

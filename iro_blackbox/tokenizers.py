@@ -19,7 +19,7 @@ from .models import resolve_model
 def load_tokenizer(spec: str) -> Any:
     """The tokenizer of a model spec (alias, folder, .gguf or hub id)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers
 
     rm = resolve_model(spec)
     try:
@@ -35,7 +35,7 @@ def load_tokenizer(spec: str) -> Any:
 
 
 def _load_gguf_tokenizer(path: str, gguf_file: str) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers
 
     return cached_build(
         entry_path("tokenizers", path, gguf_file),

@@ -1,4 +1,4 @@
-"""Small shared helpers: canonical hashing, seeds."""
+"""Small shared helpers: canonical hashing, seeds, mean and standard error, fields with help."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import field, fields
 from typing import Any
+
+from .errors import ConfigError
 
 
 def canonical_json(obj: Any) -> str:
@@ -33,3 +36,21 @@ def mean_stderr(xs: Sequence[float]) -> tuple[float | None, float | None]:
         return m, None
     var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
     return m, math.sqrt(var / len(xs))
+
+
+def option(help: str, **kw: Any) -> Any:
+    """A dataclass field whose help text lives next to it (the CLI reads it for --help)."""
+    return field(metadata={"help": help}, **kw)
+
+
+def dataclass_from_dict(cls: type, data: Any, what: str) -> Any:
+    """`cls(**data)` for a dataclass, refusing unknown keys (ConfigError naming them)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    return cls(**data)

@@ -83,13 +83,13 @@ class ScriptedJudge:
     closed: bool = False
 
     def __post_init__(self):
-        from iro_blackbox.adapters.base import ProviderStats
+        from iro_blackbox.providers.base import ProviderStats
 
         self.stats = ProviderStats()
 
     async def extend(self, requests):
-        from iro_blackbox.adapters.base import Chunk
         from iro_blackbox.errors import PermanentError, TransientError
+        from iro_blackbox.providers.base import Chunk
 
         self.calls.append(list(requests))
         out = []

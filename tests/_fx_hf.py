@@ -21,7 +21,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def smollm2_hf():
-    from iro_blackbox.adapters.hf import HFProvider
+    from iro_blackbox.providers.hf import HFProvider
 
     return HFProvider("smollm2-135m-instruct", device="cpu")
 
@@ -75,6 +75,6 @@ def _build_tiny_lm(folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_hf(tiny_lm_dir):
-    from iro_blackbox.adapters.hf import HFProvider
+    from iro_blackbox.providers.hf import HFProvider
 
     return HFProvider(str(tiny_lm_dir), device="cpu")

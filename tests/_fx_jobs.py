@@ -77,9 +77,10 @@ def _run_probe(ctx: Any) -> dict[str, Any]:
 
 
 def register_probe() -> None:
-    from iro_blackbox.jobs import JobKind, register_kind
+    from iro_blackbox.jobs import JobKind
+    from iro_blackbox.registry import JOB_KINDS
 
-    register_kind(JobKind("probe", run=_run_probe, help="test job: N recorded steps"))
+    JOB_KINDS.register("probe", JobKind("probe", run=_run_probe, help="test job: N recorded steps"))
 
 
 register_probe()
@@ -129,11 +130,11 @@ def wait_for(cond: Any, timeout: float, what: str, every: float = 0.1) -> Any:
 # -- served policies ------------------------------------------------------------------------------
 def make_policy(provider: Any, value_models: list[Any], store: Any, **cfg: Any) -> Any:
     """An AlignedPolicy built directly from a provider and value models (no run needed)."""
-    from iro_blackbox.align_config import AlignConfig
-    from iro_blackbox.policy import AlignedPolicy
+    from iro_blackbox.iro.config import AlignConfig
+    from iro_blackbox.iro.policy import AlignedPolicy
 
     options = {"w": 2, "k": 2, "l": 8, "max_tokens": 16, **cfg}
-    config = AlignConfig(data="serve-test.jsonl", **options)
+    config = AlignConfig.from_dict({"data": "serve-test.jsonl", **options})
     return AlignedPolicy(
         "serve-test", 0, config, store, provider, value_models, [1.0] * len(value_models)
     )

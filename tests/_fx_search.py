@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from iro_blackbox.adapters.base import Chunk, Extend, ProviderStats, Usage
 from iro_blackbox.dataset import Example, prompt_text
 from iro_blackbox.graders.base import Grade
+from iro_blackbox.providers.base import Chunk, Extend, ProviderStats, Usage
 from iro_blackbox.utils import derive_seed, stable_hash
 
 __all__ = ["search_examples", "search_fake_provider"]  # what conftest star-imports

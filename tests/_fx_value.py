@@ -80,3 +80,28 @@ def tiny_llama_backbone(tiny_lm_dir) -> str:
     """The tiny random Llama of _fx_hf (2 layers, hidden 64, the real SmolLM2 tokenizer) as a
     value-model backbone."""
     return str(tiny_lm_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A tiny randomly initialised BERT (1 layer, hidden 32) with the shipped MiniLM tokenizer in
+    a folder: a real value-model backbone that trains in well under a second (pure-logic tests)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from iro_blackbox.models import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = AutoTokenizer.from_pretrained(resolve_model("minilm-l6").path)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

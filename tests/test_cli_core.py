@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from iro_blackbox.cli.app import main
 from iro_blackbox.store import Iteration, Run, open_store
 
@@ -105,3 +107,49 @@ def test_newer_database_is_one_line(tmp_path):
     assert (
         r.returncode != 0 and "newer than this iro-bb" in r.stderr and "Traceback" not in r.stderr
     )
+
+
+ISSUE_USAGE_ERRORS = [
+    (["probe"], "iro-bb [OPTIONS] COMMAND", "No such command 'probe'"),
+    (["align", "--nope", "x"], "iro-bb align [OPTIONS]", "No such option: --nope"),
+    (["align", "--w", "abc"], "iro-bb align [OPTIONS]", "Invalid value for '--w'"),
+    (["generate"], "iro-bb generate [OPTIONS]", "Missing argument"),
+    (["runs", "show"], "iro-bb runs show [OPTIONS]", "Missing argument"),
+    (["jobs", "show", "abc"], "iro-bb jobs show [OPTIONS]", "Invalid value"),
+    (["serve", "--port", "eighty"], "iro-bb serve [OPTIONS]", "Invalid value for '--port'"),
+]
+
+
+def console_script() -> str:
+    """The installed `iro-bb` script (what a user runs), next to this Python."""
+    from pathlib import Path
+
+    path = Path(sys.executable).parent / "iro-bb"
+    assert path.is_file(), f"the console script is not installed at {path}"
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "argv,usage,needle",
+    ISSUE_USAGE_ERRORS,
+    ids=lambda x: " ".join(x) if isinstance(x, list) else None,
+)
+def test_usage_errors_print_usage_and_one_error_line(argv, usage, needle):
+    r = subprocess.run([console_script(), *argv], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines[0].startswith("Usage: " + usage), r.stderr
+    errors = [x for x in lines if x.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], r.stderr
+    assert len(lines) == 2, r.stderr  # the usage line and the error line, nothing else
+
+
+def test_version_and_bare_command():
+    from iro_blackbox import __version__
+
+    r = subprocess.run([console_script(), "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == f"iro-bb {__version__}"
+    r = subprocess.run([console_script(), "runs"], capture_output=True, text=True, timeout=60)
+    help_text = r.stdout + r.stderr  # the group's help (rich prints it to stdout)
+    assert r.returncode == 2 and "list" in help_text and "Traceback" not in help_text

@@ -71,7 +71,7 @@ def test_entry_key_follows_the_file_and_extra_parts(tmp_path):
 def test_smollm2_gguf_model_cached_on_disk_is_the_same_model(tmp_path, monkeypatch):
     import torch
 
-    from iro_blackbox.adapters.hf import _load
+    from iro_blackbox.providers.hf.loading import load_model as _load
 
     monkeypatch.setenv("IRO_CACHE_DIR", str(tmp_path))
     first, tok, _ = _load("smollm2-135m-instruct", "cpu", torch.float32)  # from the GGUF

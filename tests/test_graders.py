@@ -14,11 +14,11 @@ from iro_blackbox.graders import (
     Grade,
     Grader,
     load_grader,
-    register_grader_type,
 )
 from iro_blackbox.graders.common import BaseGrader, read_common
 from iro_blackbox.graders.formula import Formula, FormulaError
 from iro_blackbox.graders.spec import SpecReader
+from iro_blackbox.registry import GRADERS
 
 
 def grade(grader, samples, items):
@@ -244,7 +244,10 @@ def test_spec_source_errors(tmp_path):
         load_grader('{"type": }')
     with pytest.raises(ConfigError, match="grader spec file not found"):
         load_grader(str(tmp_path / "missing.json"))
-    with pytest.raises(ConfigError, match=r"unknown grader 'sentimnt': give a built-in name"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown grader 'sentimnt': did you mean 'sentiment'\? give a grader type",
+    ):
         load_grader("sentimnt")
     with pytest.raises(ConfigError, match="a grader spec is a JSON object, got list"):
         load_grader("[1, 2]")
@@ -459,7 +462,7 @@ class WordCountGrader(BaseGrader):
 
 
 def test_register_grader_type_and_use_it_in_multi():
-    register_grader_type("word_count", WordCountGrader.from_spec)
+    GRADERS.register("word_count", WordCountGrader.from_spec)
     g = load_grader({"type": "word_count", "per": 2})
     assert scores(grade(g, ["one two three four"], [{}])) == [2.0]
     m = load_grader(

@@ -13,8 +13,8 @@ from _fx_jobs import read_record, wait_for
 
 from iro_blackbox.cli.app import main
 from iro_blackbox.errors import InputError
-from iro_blackbox.jobs import JobQueue, Worker, get_job, job_logs, list_jobs, submit
-from iro_blackbox.store import open_store
+from iro_blackbox.jobs import Worker, get_job, job_logs, list_jobs, submit
+from iro_blackbox.store import JobQueue, open_store
 
 
 def probe(db, record, steps=3, sleep=0.0, **kw):
@@ -218,7 +218,7 @@ def test_cli_submit_align_validates_and_prints_id(jobs_db, data_file, capsys, tm
     opts = j["args"]["options"]
     assert opts["w"] == 2 and opts["k"] == 2 and opts["run_name"].startswith("upbeat-")
     # the run name is the one `iro-bb align` would use, so resuming either way continues it
-    from iro_blackbox.align_config import AlignConfig
+    from iro_blackbox.iro.config import AlignConfig
 
     assert (
         opts["run_name"]

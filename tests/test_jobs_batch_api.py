@@ -11,11 +11,11 @@ import asyncio
 import pytest
 from _fx_jobs import FakeBatchAPI
 
-from iro_blackbox.adapters.base import Extend
-from iro_blackbox.adapters.openai_api import OpenAIProvider
 from iro_blackbox.errors import Cancelled, ConfigError, PermanentError
-from iro_blackbox.jobs.batch_api import BatchReport, plan_lines, prefetch
 from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Extend
+from iro_blackbox.providers.openai.batch import BatchReport, plan_lines, prefetch
+from iro_blackbox.providers.openai.provider import OpenAIProvider
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m-instruct"

@@ -16,12 +16,13 @@ import pytest
 from _fx_api import FakeOpenAIServer
 from sqlalchemy import func, select
 
-from iro_blackbox.adapters.base import Extend, Provider, get_provider
-from iro_blackbox.adapters.openai_api import OpenAIProvider
-from iro_blackbox.adapters.ratelimit import RateLimiter
-from iro_blackbox.adapters.retry import RetryPolicy, parse_retry_after
 from iro_blackbox.errors import ConfigError, InputError, PermanentError, TransientError
 from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Extend, Provider
+from iro_blackbox.providers.openai.provider import OpenAIProvider
+from iro_blackbox.providers.openai.ratelimit import RateLimiter
+from iro_blackbox.providers.openai.retry import RetryPolicy, parse_retry_after
+from iro_blackbox.registry import PROVIDERS
 from iro_blackbox.store.schema import RequestCache
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
@@ -96,7 +97,7 @@ def batch(k: int = 6, n: int = 2) -> list[Extend]:
 
 
 def test_registered_and_protocol(fake_api):
-    p = get_provider("openai", model="fake-model", base_url=fake_api.base_url)
+    p = PROVIDERS.get("openai")(model="fake-model", base_url=fake_api.base_url)
     assert isinstance(p, OpenAIProvider) and isinstance(p, Provider)
 
 

@@ -12,10 +12,11 @@ import asyncio
 import pytest
 import torch
 
-from iro_blackbox.adapters.base import Extend, Provider, get_provider
-from iro_blackbox.adapters.hf import HFProvider
 from iro_blackbox.errors import ConfigError, InputError
 from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Extend, Provider
+from iro_blackbox.providers.hf import HFProvider
+from iro_blackbox.registry import PROVIDERS
 
 GREEDY = SamplingParams(temperature=0)
 CHAT = [{"role": "user", "content": "Tell me a short story about a cat who learns to swim."}]
@@ -74,7 +75,7 @@ def test_protocol_registry_and_helpers(tiny_hf, tiny_lm_dir):
     rendered = tiny_hf.render_prompt(CHAT)
     assert rendered.endswith("<|im_start|>assistant\n") and CHAT[0]["content"] in rendered
     assert tiny_hf.render_prompt("plain text") == "plain text"
-    built = get_provider("hf", model=str(tiny_lm_dir), device="cpu")
+    built = PROVIDERS.get("hf")(model=str(tiny_lm_dir), device="cpu")
     assert isinstance(built, HFProvider) and built.model_name == tiny_lm_dir.name
 
 
@@ -231,24 +232,33 @@ def test_concurrent_calls_are_coalesced_into_one_batch(tiny_hf):
     assert [o[0][0].tokens for o in out] == alone
 
     async def queued_while_running():
+        """Calls arriving one by one, each in its own tick, while a batch runs: merged into the
+        next batch. The test holds the model's lock, so the long batch is taken by the worker but
+        cannot finish before the others arrive, however fast or slow the machine is."""
         before = tiny_hf.stats.requests
-        long = asyncio.create_task(tiny_hf.extend([Extend(CHAT, max_tokens=300, params=GREEDY)]))
-        await asyncio.sleep(0.05)  # the long batch is now running in the worker thread
-        later = []
-        for p in prompts:  # arrive one by one while it runs
-            later.append(
-                asyncio.create_task(tiny_hf.extend([Extend(p, max_tokens=5, params=GREEDY)]))
-            )
-            await asyncio.sleep(0.005)
-        running_still = not long.done()
+        tiny_hf._torch_lock.acquire()
+        try:
+            long = asyncio.create_task(tiny_hf.extend([Extend(CHAT, max_tokens=30, params=GREEDY)]))
+            await asyncio.sleep(0)  # the call runs up to its wait: its rows are handed over
+            while tiny_hf._held or tiny_hf._queue:  # until the worker has taken the long batch
+                await asyncio.sleep(0.001)
+            later = []
+            for p in prompts:
+                later.append(
+                    asyncio.create_task(tiny_hf.extend([Extend(p, max_tokens=5, params=GREEDY)]))
+                )
+                await asyncio.sleep(0)  # one tick each: four separate hand-overs to the worker
+            while tiny_hf._held:
+                await asyncio.sleep(0.001)
+        finally:
+            tiny_hf._torch_lock.release()
         out = await asyncio.gather(*later)
         await long
-        return out, tiny_hf.stats.requests - before, running_still
+        return out, tiny_hf.stats.requests - before
 
-    out, batches, running_still = run(queued_while_running())
+    out, batches = run(queued_while_running())
     assert [o[0][0].tokens for o in out] == alone
-    if running_still:  # (a very slow machine could finish the long batch first: then 1 or 2)
-        assert batches == 2
+    assert batches == 2  # the long one, then the four that queued behind it together
 
 
 def test_calls_from_two_threads_with_their_own_loops(tiny_hf):
@@ -344,7 +354,7 @@ def test_bad_inputs(tiny_hf):
 
 
 def test_gather_rows_selects_repeats_and_pads_blocks():
-    from iro_blackbox.adapters.kv import KVBlock, RowSource, gather_rows
+    from iro_blackbox.providers.hf.kv import KVBlock, RowSource, gather_rows
 
     def block(rows, length, fill):
         k = torch.arange(rows * length, dtype=torch.float32).reshape(rows, 1, length, 1) + fill
@@ -415,3 +425,23 @@ def test_smollm2_eos_ends_the_chunk(smollm2_hf):
     assert "<|im_end|>" not in c.text and smollm2_hf.tokenizer.eos_token_id not in c.tokens
     assert c.usage.completion_tokens == len(c.tokens) + 1  # the EOS was sampled, not returned
     assert 0 < len(c.tokens) < 24 and "blue" in c.text.lower()
+
+
+def test_kv_reuse_uses_the_current_cache_api(tiny_hf):
+    """Continuing from a handle goes through transformers' `cache=` argument: no deprecation
+    warning (the old `past_key_values=` goes away in transformers 5.40)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        [[c]] = run(tiny_hf.extend([Extend(CHAT, max_tokens=4, params=GREEDY)]))
+        [[d]] = run(
+            tiny_hf.extend(
+                [Extend(CHAT, prefix=c.text, handle=c.handle, max_tokens=4, params=GREEDY)]
+            )
+        )
+    assert d.tokens and tiny_hf.kv_stats["handle_hits"] >= 1
+    messages = [str(w.message) for w in seen]
+    assert not [m for m in messages if "past_key_values" in m or "deprecated" in m.lower()], (
+        messages
+    )

@@ -9,10 +9,10 @@ import asyncio
 
 import pytest
 
-from iro_blackbox.adapters.base import Extend
-from iro_blackbox.adapters.openai_api import OpenAIProvider
 from iro_blackbox.errors import PermanentError
 from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Extend
+from iro_blackbox.providers.openai.provider import OpenAIProvider
 
 pytestmark = pytest.mark.slow
 

@@ -21,19 +21,17 @@ from _fx_search import (
     make_examples,
 )
 
-from iro_blackbox.adapters.base import Chunk, Usage
 from iro_blackbox.errors import Cancelled, ConfigError, IroError, ProviderError
 from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Chunk, Usage
+from iro_blackbox.registry import SEARCHES
 from iro_blackbox.search import (
     Coalescer,
     CombinedScorer,
     SearchParams,
     best_of_n,
     cbs,
-    get_search,
-    run_search,
     sample,
-    search_names,
     select,
     summarize,
 )
@@ -85,10 +83,10 @@ def test_params_defaults_and_round_trip():
 
 
 def test_registry():
-    assert search_names() == ["sample", "best_of_n", "cbs"]
-    assert get_search("cbs") is cbs and get_search("best_of_n") is best_of_n
-    with pytest.raises(ConfigError, match="unknown search method 'beam'.*sample, best_of_n, cbs"):
-        get_search("beam")
+    assert SEARCHES.names() == ["best_of_n", "cbs", "sample"]
+    assert SEARCHES.get("cbs") is cbs and SEARCHES.get("best_of_n") is best_of_n
+    with pytest.raises(ConfigError, match="unknown search 'beam'.*best_of_n, cbs, sample"):
+        SEARCHES.get("beam")
 
 
 # -- selection rules --------------------------------------------------------------------------
@@ -402,7 +400,7 @@ def test_cbs_concurrency_cap_and_on_result():
         await asyncio.sleep(0)
         seen.append("async:" + r.example.id)
 
-    asyncio.run(run_search("sample", exs[:2], FakeProvider(), None, params, on_result=async_cb))
+    asyncio.run(SEARCHES.get("sample")(exs[:2], FakeProvider(), None, params, on_result=async_cb))
     assert seen[-2:] == ["async:ex0", "async:ex1"] or sorted(seen[-2:]) == [
         "async:ex0",
         "async:ex1",

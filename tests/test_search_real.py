@@ -136,7 +136,7 @@ def test_cbs_through_the_real_api_server_replays_from_cache(llama_server, store)
     """cbs over the openai provider against the real llama-cpp-python server: a rerun of the same
     search replays every chunk from the request cache (stable sample indices, deterministic
     selection) and makes zero HTTP requests."""
-    from iro_blackbox.adapters.openai_api import OpenAIProvider
+    from iro_blackbox.providers.openai.provider import OpenAIProvider
 
     exs = _examples()[:1]
     params = _params(max_tokens=16, concurrency=1, selection="softmax")

@@ -29,7 +29,7 @@ def align_cmd(**kwargs) -> None:
 
     Re-running the same command resumes where it stopped. Ends with the table and the report path.
     """
-    from ..align import align
+    from ..iro import align  # heavy: torch
 
     db = kwargs.pop("db")
     quiet = kwargs.pop("quiet")
@@ -52,7 +52,3 @@ def align_cmd(**kwargs) -> None:
 
 def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.3f}"
-
-
-def register(app: typer.Typer) -> None:
-    app.command("align")(align_cmd)

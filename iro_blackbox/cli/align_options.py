@@ -1,26 +1,29 @@
-"""The align options as Typer parameters, generated from AlignConfig's fields and help texts, so
-`iro-bb align` and `iro-bb jobs submit align` share one definition."""
+"""The align options as Typer parameters, generated from AlignConfig's fields and help texts (one
+help panel per part of the config), so `iro-bb align` and `iro-bb jobs submit align` share one
+definition."""
 
 from __future__ import annotations
 
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..align_config import AlignConfig
+from ..iro.config import PARTS, AlignConfig
 
 _SKIP = ("data",)
 _SHORT = {"model": ["-m"], "iterations": ["-T"], "grader": ["-g"]}
 
 
-def _annotation(tp: Any) -> Any:
-    hints = typing.get_type_hints(AlignConfig)
-    return hints[tp]
+def _hints() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _, cls, _ in PARTS:
+        out.update(typing.get_type_hints(cls))
+    return out
 
 
 def align_parameters() -> list[inspect.Parameter]:
@@ -39,10 +42,11 @@ def align_parameters() -> list[inspect.Parameter]:
             default=None,
         )
     ]
-    for f in fields(AlignConfig):
+    hints = _hints()
+    for _, f, panel in AlignConfig.fields():
         if f.name in _SKIP:
             continue
-        tp = _annotation(f.name)
+        tp = hints[f.name]
         default = None if f.default is MISSING else f.default
         flag = "--" + f.name.replace("_", "-")
         names: list[str]
@@ -50,11 +54,12 @@ def align_parameters() -> list[inspect.Parameter]:
             names = [f"{flag}/--no-{f.name.replace('_', '-')}"] if default else [flag]
         else:
             names = [flag, *_SHORT.get(f.name, [])]
+        option = typer.Option(*names, help=f.metadata.get("help", ""), rich_help_panel=panel)
         params.append(
             inspect.Parameter(
                 f.name,
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[tp, typer.Option(*names, help=f.metadata.get("help", ""))],
+                annotation=Annotated[tp, option],
                 default=default,
             )
         )
@@ -67,6 +72,7 @@ def align_parameters() -> list[inspect.Parameter]:
                 typer.Option(
                     "--resume",
                     help="Continue the run with this name (its stored options are used).",
+                    rich_help_panel=PARTS[0][2],
                 ),
             ],
             default=None,
@@ -93,11 +99,12 @@ def with_align_options(
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
-    """(data, resume, AlignConfig options that differ from the defaults)."""
+    """(data, resume, AlignConfig options; when resuming, only those that differ from the
+    defaults, i.e. the ones the user gave)."""
     data = kwargs.pop("data", None)
     resume = kwargs.pop("resume", None)
     opts = {}
-    for f in fields(AlignConfig):
+    for _, f, _ in AlignConfig.fields():
         if f.name in kwargs:
             v = kwargs.pop(f.name)
             if resume is None or v != f.default:

@@ -1,4 +1,10 @@
-"""The `iro-bb` console script. It only parses options and calls the library."""
+"""The `iro-bb` console script. It only parses options and calls the library.
+
+Every failure is one clear line on stderr and a non-zero exit, never a traceback:
+- a usage error (unknown command or option, bad value, missing argument): the usage line, the
+  error line, exit 2;
+- an iro-bb error (bad data, an unreachable server, ...): the error line, exit 1 (2 for bad input).
+"""
 
 from __future__ import annotations
 
@@ -11,47 +17,92 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TQDM_DISABLE", "1")  # transformers converts GGUF files under a raw tqdm bar
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import click  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
 import typer  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
+from .. import __version__  # noqa: E402
 from ..errors import IroError  # noqa: E402
-from . import cache, data, runs  # noqa: E402
+from . import align, cache, data, evaluate, generate, jobs, runs, serve  # noqa: E402
 from .common import err_console  # noqa: E402
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+PROG = "iro-bb"
+
 app = typer.Typer(
-    name="iro-bb",
+    name=PROG,
     help="Align a frozen language model to your task with value-guided chunk-level search (IRO).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the iro-bb version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Align a frozen language model to your task with value-guided chunk-level search (IRO)."""
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(cache.app, name="cache")
+app.add_typer(jobs.app, name="jobs")
+app.command("align")(align.align_cmd)
+app.command("generate")(generate.generate_cmd)
+app.command("eval")(evaluate.eval_cmd)
+app.command("serve")(serve.serve_cmd)
+app.command("worker")(jobs.worker_cmd)
 
-# Command groups added by later modules register themselves here.
-_EXTRA = ("align", "generate", "evaluate", "jobs", "serve")
-for _mod in _EXTRA:
-    try:
-        __import__(f"{__package__}.{_mod}", fromlist=["register"]).register(app)
-    except ModuleNotFoundError as _e:  # module not written yet
-        if _e.name != f"{__package__}.{_mod}":
-            raise
+
+def _usage_error(e: Any) -> int:
+    """The usage line and one error line on stderr; exit 2."""
+    if isinstance(e, NoArgsIsHelpError):  # a command group without a command: its help
+        typer.echo(e.format_message(), err=True)
+        return 2
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+    err_console.print(
+        f"[red]error:[/red] {escape(e.format_message())}", highlight=False, soft_wrap=True
+    )
+    return int(getattr(e, "exit_code", 2) or 2)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: package errors become one clear line and a non-zero exit, never a traceback."""
+    """Entry point: errors become one clear line and a non-zero exit, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as e:
+        app(args=argv, prog_name=PROG, standalone_mode=False)
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         return 1
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
+    except UsageError as e:
+        return _usage_error(e)
+    except ClickException as e:
+        err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)
+        return int(getattr(e, "exit_code", 1) or 1)
     except IroError as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..store import RequestCacheStore, open_store
 from .common import DbOption, console
 
 app = typer.Typer(help="Inspect or clear the request cache.", no_args_is_help=True)
@@ -15,8 +16,6 @@ app = typer.Typer(help="Inspect or clear the request cache.", no_args_is_help=Tr
 @app.command("stats")
 def stats(db: DbOption = None) -> None:
     """Cached responses and replay hits, per provider."""
-    from ..store import RequestCacheStore, open_store
-
     st = RequestCacheStore(open_store(db)).stats()
     t = Table(title="request cache")
     t.add_column("provider")
@@ -37,8 +36,6 @@ def clear(
     db: DbOption = None,
 ) -> None:
     """Delete cached responses."""
-    from ..store import RequestCacheStore, open_store
-
     if not yes and not typer.confirm("Delete cached responses?"):
         raise typer.Abort()
     n = RequestCacheStore(open_store(db)).clear(provider)

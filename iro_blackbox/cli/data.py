@@ -9,7 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..dataset import check_dataset
 from ..errors import InputError
+from ..tokenizers import load_tokenizer
 from .common import console, err_console
 
 app = typer.Typer(help="Validate and inspect JSONL datasets.", no_args_is_help=True)
@@ -36,9 +38,6 @@ def check(
     max_errors: Annotated[int, typer.Option(help="Stop after this many bad lines.")] = 50,
 ) -> None:
     """Validate FILE line by line and print a summary (count, prompt tokens, fields)."""
-    from ..dataset import check_dataset
-    from ..tokenizers import load_tokenizer
-
     tokenizer = None if no_tokens else load_tokenizer(model)
     summary = check_dataset(file, tokenizer=tokenizer, max_errors=max_errors)
     if summary.errors:

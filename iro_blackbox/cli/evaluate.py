@@ -31,7 +31,7 @@ def eval_cmd(
     ] = False,
 ) -> None:
     """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
-    from ..evaluate import evaluate, write_json
+    from ..iro.evaluate import evaluate, write_json  # heavy: torch
 
     res = evaluate(
         run,
@@ -81,7 +81,3 @@ def eval_cmd(
         )
     console.print(t)
     console.print_json(json.dumps(res))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_cmd)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ConfigError
 from .common import (
     DbOption,
     FinalOption,
@@ -35,8 +36,7 @@ def generate_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Answer every prompt with the run's aligned policy. Resumable: re-run to continue."""
-    from ..errors import ConfigError
-    from ..policy import generate_file
+    from ..iro.generate import generate_file  # heavy: torch
 
     if final not in ("score", "grader"):
         raise ConfigError(f"--final must be score or grader, got {final!r}")
@@ -49,7 +49,3 @@ def generate_cmd(
     console.print(
         f"{res['prompts']} answers ({res['generated']} new, {res['reused']} from the store) -> {res['output']}"
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("generate")(generate_cmd)

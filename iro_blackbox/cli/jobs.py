@@ -20,6 +20,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import InputError
+from ..jobs import Worker, cancel_job, get_job, job_logs, list_jobs, retry_job, submit
+from ..store import FINAL, RunRepository, age, open_store
 from .align_options import split_options, with_align_options
 from .common import (
     DbOption,
@@ -70,8 +73,6 @@ def submit_align(**kwargs: Any) -> None:
     The options are checked now; the run's name is fixed now, so a job whose worker dies
     resumes the same run on another worker.
     """
-    from ..errors import InputError
-    from ..jobs import submit
 
     db = kwargs.pop("db")
     data, resume, opts = split_options(kwargs)
@@ -103,12 +104,8 @@ def submit_generate(
     db: DbOption = None,
 ) -> None:
     """Queue decoding of a prompts file with an aligned run; print the job id."""
-    from ..jobs import submit
-    from ..runs import find_run
-    from ..store import open_store
-
     store = open_store(db)
-    find_run(store, run)  # a clear error now for an unknown run
+    RunRepository(store).find(run)  # a clear error now for an unknown run
     search = {"max_tokens": max_tokens, "w": w, "k": k, "l": l, "seed": seed}
     args = {
         "run": run,
@@ -127,8 +124,6 @@ def _ts(dt: datetime | None) -> str:
 
 
 def _ago(dt: datetime | None) -> str:
-    from ..jobs.queue import age
-
     s = age(dt)
     if s is None:
         return ""
@@ -188,8 +183,6 @@ def list_cmd(
     db: DbOption = None,
 ) -> None:
     """Jobs, newest first: status, progress, stage, tokens, requests, cost, errors."""
-    from ..jobs import list_jobs
-
     rows = list_jobs(db, status=status, limit=limit)
     t = Table(title="jobs")
     cols = (
@@ -233,8 +226,6 @@ def list_cmd(
 @app.command("show")
 def show_cmd(job_id: JobId, db: DbOption = None) -> None:
     """One job: arguments, status, progress, result, error and its latest log lines."""
-    from ..jobs import get_job, job_logs
-
     j = get_job(job_id, db)
     p = dict(j["progress"] or {})
     result = p.pop("result", None)
@@ -286,9 +277,6 @@ def logs_cmd(
     db: DbOption = None,
 ) -> None:
     """A job's log: claims, resumes, cancels, errors (with tracebacks)."""
-    from ..jobs import get_job, job_logs
-    from ..jobs.queue import FINAL
-
     seen = 0
     while True:
         rows = job_logs(job_id, db, tail=None if follow or tail is None else tail)
@@ -305,8 +293,6 @@ def logs_cmd(
 @app.command("cancel")
 def cancel_cmd(job_id: JobId, db: DbOption = None) -> None:
     """Cancel a job: a queued one at once, a running one at its next safe point."""
-    from ..jobs import cancel_job
-
     st = cancel_job(job_id, db)
     if st == "running":
         console.print(f"job {job_id}: cancel requested; it stops at its next safe point")
@@ -317,8 +303,6 @@ def cancel_cmd(job_id: JobId, db: DbOption = None) -> None:
 @app.command("retry")
 def retry_cmd(job_id: JobId, db: DbOption = None) -> None:
     """Queue a failed or cancelled job again; it resumes from the store and the request cache."""
-    from ..jobs import retry_job
-
     retry_job(job_id, db)
     console.print(f"job {job_id}: queued again")
 
@@ -360,7 +344,6 @@ def worker_cmd(
     Ctrl-C (or SIGTERM) stops at the next safe point and puts running jobs back in the queue;
     a second Ctrl-C exits at once (the jobs are re-claimed after --stale-after seconds).
     """
-    from ..jobs import Worker
 
     def on_event(job_id: int, event: str, message: str) -> None:
         style = {"failed": "red", "done": "green", "cancelled": "magenta"}.get(event, "cyan")
@@ -406,8 +389,3 @@ def worker_cmd(
         f"{stats.released} requeued",
         highlight=False,
     )
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="jobs")
-    root.command("worker")(worker_cmd)

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..iro import runs as iro_runs
+from ..iro.report import COLUMNS, table_rows
 from .common import DbOption, console
 
 app = typer.Typer(help="List and inspect alignment runs.", no_args_is_help=True)
@@ -14,8 +16,6 @@ app = typer.Typer(help="List and inspect alignment runs.", no_args_is_help=True)
 
 def print_iterations(iterations: list[dict], title: str = "iterations (held-out prompts)") -> None:
     """The per-iteration table (same columns as the HTML report)."""
-    from ..report import COLUMNS, table_rows
-
     t = Table(title=title)
     for _, head, _ in COLUMNS:
         t.add_column(head, justify="right")
@@ -27,9 +27,7 @@ def print_iterations(iterations: list[dict], title: str = "iterations (held-out 
 @app.command("list")
 def list_runs(db: DbOption = None) -> None:
     """All runs in the store, newest first."""
-    from ..runs import list_runs as _list
-
-    rows = _list(db)
+    rows = iro_runs.list_runs(db)
     t = Table(title="runs")
     for col in ("name", "status", "model", "provider", "iterations", "best reward", "created"):
         t.add_column(col)
@@ -54,9 +52,7 @@ def show(
     db: DbOption = None,
 ) -> None:
     """One run: its configuration and a table per iteration."""
-    from ..runs import run_summary
-
-    info = run_summary(run, db)
+    info = iro_runs.run_summary(run, db)
     console.print(f"[bold]{info['name']}[/bold]  status={info['status']}  out={info['out_dir']}")
     cfg = Table(title="config", show_header=False)
     for k, v in info["config"].items():

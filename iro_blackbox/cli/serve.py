@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ConfigError
 from .common import DbOption, err_console
 
 
@@ -78,8 +79,7 @@ def serve_cmd(
 ) -> None:
     """Serve a run's aligned policy (CBS guided by its value models) as /v1/completions and
     /v1/chat/completions (streaming too) and /v1/models, until Ctrl-C."""
-    from ..errors import ConfigError
-    from ..serve import serve
+    from ..serve import serve  # heavy: torch (the policy)
 
     if not 0 < port < 65536:
         raise ConfigError(f"port must be in 1..65535, got {port}")
@@ -116,7 +116,3 @@ def serve_cmd(
         base_url=base_url,
         device=device,
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_cmd)

@@ -75,7 +75,7 @@ def main() -> None:
     memory_mb = hello.get("memory_mb")
     if memory_mb:
         try:
-            import resource
+            import resource  # optional: POSIX only
 
             limit = int(memory_mb) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

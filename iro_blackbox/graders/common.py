@@ -28,7 +28,7 @@ class GraderContext:
     """What building a grader may need besides its spec."""
 
     base_dir: Path = field(default_factory=Path.cwd)  # relative `file` paths resolve here
-    provider_factory: ProviderFactory | None = None  # default: adapters.get_provider
+    provider_factory: ProviderFactory | None = None  # default: the registered provider
     parent: str = ""  # dotted name of the enclosing multi grader, for messages
 
     def label(self, name: str) -> str:

@@ -25,9 +25,10 @@ import os
 import re
 from typing import Any
 
-from ..adapters.base import Extend
 from ..errors import ConfigError, GraderError, PermanentError, ProviderError
 from ..params import SamplingParams
+from ..providers.base import Extend
+from ..registry import PROVIDERS
 from .base import Grade
 from .common import BaseGrader, GraderContext, read_common
 from .spec import SpecReader
@@ -56,17 +57,17 @@ def _read_sampling(r: SpecReader) -> tuple[SamplingParams, int]:
     return SamplingParams(temperature=temperature, top_p=top_p, seed=seed), max_tokens
 
 
+def _registered_provider(name: str, **kwargs: Any) -> Any:
+    """The default provider factory of judges: the provider registered as `name`."""
+    return PROVIDERS.get(name)(**kwargs)
+
+
 def _check_provider_options(provider: str, kwargs: dict[str, Any], r: SpecReader) -> None:
     """Refuse options the provider's constructor does not take, now rather than after sampling."""
-    from importlib.metadata import entry_points
-
-    eps = [ep for ep in entry_points(group="iro_blackbox.providers") if ep.name == provider]
-    if not eps:
-        return  # registered in code: its signature is checked when it is built
     try:
-        params = inspect.signature(eps[0].load()).parameters
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return
+        params = inspect.signature(PROVIDERS.get(provider)).parameters
+    except (ConfigError, TypeError, ValueError):
+        return  # not inspectable: its options are checked when it is built
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     for key in kwargs:
@@ -115,11 +116,8 @@ class JudgeGrader(BaseGrader):
         model = r.text("model")
         factory = ctx.provider_factory
         if factory is None:
-            from ..adapters.base import get_provider, provider_names
-
-            names = provider_names()
-            provider = r.choice("provider", names, "openai", what="provider")
-            factory = get_provider
+            provider = r.choice("provider", PROVIDERS.names(), "openai", what="provider")
+            factory = _registered_provider
         else:
             provider = r.text("provider", "openai")
         base_url = r.text("base_url", None)

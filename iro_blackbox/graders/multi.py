@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from .base import Grade, Grader
+from .build import build_grader
 from .common import BaseGrader, GraderContext, check_batch, read_common
 from .formula import Formula, FormulaError
 from .spec import SpecReader
@@ -32,8 +33,6 @@ class MultiGrader(BaseGrader):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], ctx: GraderContext) -> MultiGrader:
-        from .registry import build_grader
-
         r = SpecReader(spec, ctx.label(str(spec.get("name", spec.get("type")))))
         r.raw("type")
         name, error_score = read_common(r)

@@ -122,7 +122,10 @@ class RewardModelGrader(BaseGrader):
     def _load(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import (  # heavy: transformers
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+        )
 
         path = self.model_ref.path
         self._device = pick_device(self.device_spec)
@@ -150,7 +153,7 @@ class RewardModelGrader(BaseGrader):
 
     def score_texts(self, texts: list[str]) -> list[float]:
         """Blocking: one logit per text, in batches of similar length."""
-        import torch
+        import torch  # heavy: torch
 
         with self._lock:
             self._load()
@@ -203,7 +206,7 @@ class RewardModelGrader(BaseGrader):
 
 
 def _check_config(model: ResolvedModel, r: SpecReader) -> None:
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # heavy: transformers
 
     try:
         config = AutoConfig.from_pretrained(model.path)

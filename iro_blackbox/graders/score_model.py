@@ -6,13 +6,11 @@ from typing import Any
 
 from .base import Grader
 from .common import GraderContext
+from .judge import JudgeGrader
+from .reward_model import RewardModelGrader
 
 
 def score_model_from_spec(spec: dict[str, Any], ctx: GraderContext) -> Grader:
     if "reward_model" in spec:
-        from .reward_model import RewardModelGrader
-
         return RewardModelGrader.from_spec(spec, ctx)
-    from .judge import JudgeGrader
-
     return JudgeGrader.from_spec(spec, ctx)

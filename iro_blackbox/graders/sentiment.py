@@ -18,7 +18,7 @@ from .template import Template
 
 @functools.lru_cache(maxsize=1)
 def _analyzer() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # heavy: reads its lexicon
 
     return SentimentIntensityAnalyzer()
 

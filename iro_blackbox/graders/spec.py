@@ -31,9 +31,7 @@ class SpecSource:
     """A parsed spec and where it came from (for messages and relative file paths)."""
 
     spec: dict[str, Any]
-    where: (
-        str  # "grader spec /x/g.json", "grader spec (inline JSON)", "built-in grader 'sentiment'"
-    )
+    where: str  # "grader spec /x/g.json", "grader spec (inline JSON)", "grader type 'sentiment'"
     base_dir: Path  # relative `file` paths inside the spec resolve against this folder
 
 
@@ -55,8 +53,9 @@ def _unwrap(obj: Any, where: str) -> dict[str, Any]:
     return obj
 
 
-def read_spec_source(spec: str | dict[str, Any] | Path, builtins: dict[str, dict]) -> SpecSource:
-    """Turn what the user gave (built-in name, file path, inline JSON text, dict) into a spec dict."""
+def read_spec_source(spec: str | dict[str, Any] | Path, types: Any) -> SpecSource:
+    """Turn what the user gave (a grader type's name, file path, inline JSON text, dict) into a
+    spec dict. `types`: the registered grader types (`name in types`, `types.names()`)."""
     if isinstance(spec, dict):
         return SpecSource(_unwrap(spec, "grader spec"), "grader spec", Path.cwd())
     if isinstance(spec, Path):
@@ -71,16 +70,19 @@ def read_spec_source(spec: str | dict[str, Any] | Path, builtins: dict[str, dict
     if text[0] in "{[":
         where = "grader spec (inline JSON)"
         return SpecSource(_unwrap(_parse_json(text, where), where), where, Path.cwd())
-    if text in builtins:
-        return SpecSource(dict(builtins[text]), f"built-in grader '{text}'", Path.cwd())
+    if text in types:
+        return SpecSource({"type": text}, f"grader type '{text}'", Path.cwd())
     p = Path(text).expanduser()
     if p.is_file():
         return _from_file(p)
     if p.suffix.lower() == ".json" or "/" in text or p.exists():
         raise ConfigError(f"grader spec file not found: {p}")
-    names = ", ".join(sorted(builtins)) or "none"
+    names = ", ".join(types.names()) or "none"
+    close = difflib.get_close_matches(text, types.names(), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
     raise ConfigError(
-        f"unknown grader '{text}': give a built-in name ({names}), a JSON spec file or inline JSON"
+        f"unknown grader '{text}': {hint}give a grader type ({names}), a JSON spec file or "
+        "inline JSON"
     )
 
 

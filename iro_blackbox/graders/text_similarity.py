@@ -29,19 +29,19 @@ UNSUPPORTED = {
 
 
 def _fuzzy(a: str, b: str) -> float:
-    from rapidfuzz import fuzz
+    from rapidfuzz import fuzz  # loaded by the metric that needs it
 
     return fuzz.ratio(a, b) / 100.0
 
 
 def _bleu(a: str, b: str) -> float:
-    import sacrebleu
+    import sacrebleu  # heavy: sacrebleu, for bleu only
 
     return sacrebleu.sentence_bleu(a, [b]).score / 100.0
 
 
 def _gleu(a: str, b: str) -> float:
-    from nltk.translate.gleu_score import sentence_gleu
+    from nltk.translate.gleu_score import sentence_gleu  # heavy: nltk, for gleu only
 
     hyp, ref = a.split(), b.split()
     if not hyp or not ref:
@@ -51,7 +51,7 @@ def _gleu(a: str, b: str) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _rouge_scorer(kind: str) -> Any:
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # heavy: rouge-score (nltk), for rouge only
 
     return rouge_scorer.RougeScorer([kind])
 

@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import Store
-from .queue import JobQueue
+from ..store import JobQueue, Store
 
 PROGRESS_EVERY = 1.0  # seconds between progress writes (stage changes are written at once)
 CANCEL_POLL_EVERY = 1.0  # seconds between cancel_requested reads from cancel_check()

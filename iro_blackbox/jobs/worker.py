@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Cancelled, InputError, IroError
-from ..store import Store, open_store
+from ..registry import JOB_KINDS
+from ..store import JobQueue, Store, new_worker_id, open_store
 from .context import JobContext
-from .queue import JobQueue, new_worker_id
-from .runners import get_kind, kind_names
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +76,9 @@ class Worker:
         self.heartbeat_every = heartbeat_every or max(0.2, min(10.0, stale_after / 6))
         self.exit_when_idle = exit_when_idle
         self.once = once
-        self.kinds = kinds if kinds is not None else kind_names()
+        self.kinds = kinds if kinds is not None else JOB_KINDS.names()
         for k in self.kinds:
-            get_kind(k)  # unknown kind -> clear error now
+            JOB_KINDS.get(k)  # unknown kind -> clear error now
         self.max_attempts = max_attempts
         self.id = name or new_worker_id()
         self.on_event = on_event  # (job id, event, message): claimed|done|failed|cancelled|...
@@ -191,7 +190,7 @@ class Worker:
         q = self.queue
         try:
             try:
-                kind = get_kind(ctx.kind)
+                kind = JOB_KINDS.get(ctx.kind)
                 result = kind.run(ctx)
             except Cancelled as e:
                 self._stopped(ctx, str(e))

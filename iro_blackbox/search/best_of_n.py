@@ -5,20 +5,22 @@ the grader (ties: the first), or by the value-model score S when there is no gra
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
 
 from ..dataset import Example, prompt_text
+from ..graders.base import Grader
+from ..providers.base import Provider
 from .common import OnResult, SearchContext, resolve_pick, run_all
 from .sample import draw
+from .scorer import Scorer
 from .types import SearchParams, SearchResult, SearchUsage
 
 
 async def best_of_n(
     examples: list[Example],
-    provider: Any,
-    scorer: Any,
+    provider: Provider,
+    scorer: Scorer | None,
     params: SearchParams,
-    grader: Any = None,
+    grader: Grader | None = None,
     on_result: OnResult | None = None,
 ) -> list[SearchResult]:
     ctx = SearchContext(provider, scorer, params, grader)

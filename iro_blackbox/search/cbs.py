@@ -35,11 +35,13 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from ..adapters.base import Extend
 from ..dataset import Example, prompt_text
 from ..errors import ProviderError
+from ..graders.base import Grader
+from ..providers.base import Extend, Provider
 from ..utils import derive_seed
 from .common import OnResult, SearchContext, answer_pool, chunk_tokens, resolve_pick, run_all
+from .scorer import Scorer
 from .selection import select
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
 
@@ -145,10 +147,10 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
 
 async def cbs(
     examples: list[Example],
-    provider: Any,
-    scorer: Any,
+    provider: Provider,
+    scorer: Scorer | None,
     params: SearchParams,
-    grader: Any = None,
+    grader: Grader | None = None,
     on_result: OnResult | None = None,
 ) -> list[SearchResult]:
     """Chunk-level beam search over every example (see the module docstring)."""

@@ -8,12 +8,12 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
-from ..adapters.base import Chunk, Extend
 from ..dataset import Example
 from ..errors import ConfigError, ProviderError
-from ..graders.base import Grade
+from ..graders.base import Grade, Grader
+from ..providers.base import Chunk, Extend, Provider
 from .batching import Coalescer
 from .scorer import Scorer, as_scorer, is_empty
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
@@ -21,7 +21,21 @@ from .types import Candidate, SearchParams, SearchResult, SearchUsage
 OnResult = Callable[[SearchResult], Any]  # may be sync or async
 
 
-def resolve_pick(final: str, grader: Any) -> str:
+class SearchFn(Protocol):
+    """The one signature of every search method (registered in iro_blackbox.registry.SEARCHES)."""
+
+    def __call__(
+        self,
+        examples: list[Example],
+        provider: Provider,
+        scorer: Scorer | None,
+        params: SearchParams,
+        grader: Grader | None = None,
+        on_result: OnResult | None = None,
+    ) -> Awaitable[list[SearchResult]]: ...
+
+
+def resolve_pick(final: str, grader: Grader | None) -> str:
     """'grader' or 'score': how the answer is chosen among the candidates."""
     if final == "grader":
         if grader is None:
@@ -45,7 +59,13 @@ class SearchContext:
     """One search call: the provider, scorer and grader behind coalescing wrappers, so that rows
     of all prompts in flight travel together."""
 
-    def __init__(self, provider: Any, scorer: Any, params: SearchParams, grader: Any = None):
+    def __init__(
+        self,
+        provider: Provider,
+        scorer: Scorer | None,
+        params: SearchParams,
+        grader: Grader | None = None,
+    ):
         if not isinstance(params, SearchParams):
             raise ConfigError(f"params must be SearchParams, got {type(params).__name__}")
         if not callable(getattr(provider, "extend", None)):

@@ -6,25 +6,35 @@ cache). The answer is the first sample: one draw of the policy."""
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Any
 
-from ..adapters.base import Extend
 from ..dataset import Example
+from ..graders.base import Grader
+from ..providers.base import Extend, Provider
 from .common import OnResult, SearchContext, chunk_tokens, run_all
+from .scorer import Scorer
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
+
+
+def sample_requests(examples: list[Example], params: SearchParams) -> list[Extend]:
+    """The provider requests `sample` and `best_of_n` make for `examples`: one Extend of
+    n = params.n whole responses per prompt, sample indices from 0 (what to prefetch, e.g. through
+    a Batch API, before running them)."""
+    return [
+        Extend(
+            prompt=e.prompt,
+            prefix="",
+            n=params.num_samples,
+            max_tokens=params.max_tokens,
+            params=params.sampling,
+            sample_index=0,
+        )
+        for e in examples
+    ]
 
 
 async def draw(ctx: SearchContext, example: Example, usage: SearchUsage) -> list[Candidate]:
     """n whole responses of at most max_tokens tokens for one prompt."""
-    p = ctx.params
-    req = Extend(
-        prompt=example.prompt,
-        prefix="",
-        n=p.num_samples,
-        max_tokens=p.max_tokens,
-        params=p.sampling,
-        sample_index=0,
-    )
+    (req,) = sample_requests([example], ctx.params)
     (chunks,) = await ctx.extend([req], usage)
     usage.steps += 1
     return [
@@ -39,10 +49,10 @@ async def draw(ctx: SearchContext, example: Example, usage: SearchUsage) -> list
 
 async def sample(
     examples: list[Example],
-    provider: Any,
-    scorer: Any,
+    provider: Provider,
+    scorer: Scorer | None,
     params: SearchParams,
-    grader: Any = None,
+    grader: Grader | None = None,
     on_result: OnResult | None = None,
 ) -> list[SearchResult]:
     """n samples per prompt; best = the first. With a grader, candidates are graded (all of them,

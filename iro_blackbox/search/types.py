@@ -8,6 +8,7 @@ from typing import Any
 from ..dataset import Example
 from ..errors import ConfigError
 from ..params import SamplingParams, check_positive_int
+from ..utils import dataclass_from_dict
 
 SELECTIONS = ("topw", "diverse", "softmax")
 FINALS = ("grader", "score", "auto")
@@ -76,14 +77,10 @@ class SearchParams:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchParams:
         """Build from a plain dict (unknown keys are an error that names them)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown search parameter(s): {', '.join(unknown)}")
-        d = dict(d)
-        if isinstance(d.get("sampling"), dict):
-            d["sampling"] = SamplingParams(**d["sampling"])
-        return cls(**d)
+        d = dict(d) if isinstance(d, dict) else d
+        if isinstance(d, dict) and isinstance(d.get("sampling"), dict):
+            d["sampling"] = dataclass_from_dict(SamplingParams, d["sampling"], "sampling parameter")
+        return dataclass_from_dict(cls, d, "search parameter")
 
 
 @dataclass

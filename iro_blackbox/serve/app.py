@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import IroError
 from ..utils import derive_seed
 from .batcher import Batcher, GenParams
 from .schemas import ApiError, GenRequest, Limits, parse_chat, parse_completion
@@ -79,8 +80,6 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     except Exception as e:  # a bug or a failing policy: report it, keep serving
         log.exception("request %s %s failed", request.method, request.path)
-        from ..errors import IroError
-
         msg = str(e) if isinstance(e, IroError) else f"internal error ({type(e).__name__})"
         return _json_error(ApiError(500, msg))
 
@@ -311,8 +310,6 @@ async def _stream(
         raise
     except Exception as e:  # the headers are out: report the failure inside the stream
         log.exception("streamed request failed")
-        from ..errors import IroError
-
         msg = str(e) if isinstance(e, IroError) else f"internal error ({type(e).__name__})"
         await _event(resp, ApiError(500, msg).body())
         await resp.write(b"data: [DONE]\n\n")
@@ -482,7 +479,7 @@ def serve(
     **load_overrides: Any,
 ) -> None:
     """Load a run's aligned policy and serve it until interrupted (the CLI's `iro-bb serve`)."""
-    from ..policy import load_run
+    from ..iro.policy import load_run  # heavy: torch
 
     policy = load_run(run, db=db, **{k: v for k, v in load_overrides.items() if v is not None})
     config = ServeConfig(

@@ -17,6 +17,7 @@ benchmark.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 from dataclasses import asdict, dataclass, field
@@ -65,8 +66,6 @@ class BatchStats:
 
 
 def _supports(policy: Any, name: str) -> bool:
-    import inspect
-
     try:
         sig = inspect.signature(policy.agenerate)
     except (TypeError, ValueError):

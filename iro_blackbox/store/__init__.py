@@ -1,9 +1,15 @@
-"""The SQL store: runs, examples, iterations, rollouts, grades, request cache, value models, jobs."""
+"""The SQL store, and the only code that speaks SQL: the database (db.py), its tables (schema.py)
+and migrations, the request and grade caches (cache.py), the run repository (runs.py) and the job
+queue (jobs.py)."""
 
 from .cache import GradeCacheStore, RequestCacheStore
-from .db import SCHEMA_VERSION, Store, default_home, open_store, resolve_db_url
+from .db import Store, default_home, open_store, resolve_db_url
+from .jobs import FINAL, STATUSES, Claim, Heartbeat, JobQueue, age, new_worker_id
+from .migrations import SCHEMA_VERSION
+from .runs import CandidateLike, ExampleRef, RunRepository
 from .schema import (
     Example,
+    Generation,
     GradeCache,
     Iteration,
     Job,
@@ -15,20 +21,31 @@ from .schema import (
 )
 
 __all__ = [
+    "FINAL",
     "SCHEMA_VERSION",
+    "STATUSES",
+    "CandidateLike",
+    "Claim",
     "Example",
+    "ExampleRef",
+    "Generation",
     "GradeCache",
     "GradeCacheStore",
+    "Heartbeat",
     "Iteration",
     "Job",
     "JobLog",
+    "JobQueue",
     "RequestCache",
     "RequestCacheStore",
     "Rollout",
     "Run",
+    "RunRepository",
     "Store",
     "ValueModelRecord",
+    "age",
     "default_home",
+    "new_worker_id",
     "open_store",
     "resolve_db_url",
 ]

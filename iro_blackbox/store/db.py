@@ -1,4 +1,4 @@
-"""Opening the store: engine, SQLite pragmas, numbered migrations and the schema-version check.
+"""Opening the store: engine, SQLite pragmas, sessions; migrations.py brings the schema up to date.
 
     store = open_store("sqlite:///iro-runs/iro.db")   # or a path, or IRO_DB, or postgresql://...
     with store.session() as s: ...
@@ -9,30 +9,20 @@ A database made by a newer iro-bb, or by something else entirely, is refused wit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import StoreError
-from .schema import Base, Meta, Migration
+from .migrations import migrate
+from .schema import Meta
 
-APP_NAME = "iro-bb"
 DEFAULT_HOME = "iro-runs"
-
-
-def _m1_initial(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
-
-
-# Numbered migrations: (version, name, function). Append only; never edit an applied one.
-MIGRATIONS: list[tuple[int, str, Callable[[Engine], None]]] = [
-    (1, "initial schema", _m1_initial),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def default_home() -> Path:
@@ -51,8 +41,6 @@ def resolve_db_url(db: str | None = None) -> str:
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -113,45 +101,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _migrate(store: Store) -> None:
-    engine = store.engine
-    try:
-        tables = set(inspect(engine).get_table_names())
-    except OperationalError as e:
-        raise StoreError(f"cannot open database {store.display_url}: {e.orig}") from None
-    if tables and "iro_meta" not in tables:
-        raise StoreError(
-            f"database {store.display_url} was not made by iro-bb (it has tables "
-            f"{', '.join(sorted(tables)[:5])} but no iro_meta): refusing to touch it; "
-            "point --db / IRO_DB at another file"
-        )
-    current = 0
-    if tables:
-        with store.session() as s:
-            app = s.get(Meta, "app")
-            if app is None or app.value != APP_NAME:
-                raise StoreError(
-                    f"database {store.display_url} belongs to "
-                    f"'{app.value if app else 'unknown'}', not iro-bb: refusing to touch it"
-                )
-            v = s.get(Meta, "schema_version")
-            current = int(v.value) if v else 0
-    if current > SCHEMA_VERSION:
-        raise StoreError(
-            f"database {store.display_url} has schema version {current}, newer than this iro-bb "
-            f"understands ({SCHEMA_VERSION}): upgrade iro-bb (pip install -U iro-bb)"
-        )
-    for version, name, fn in MIGRATIONS:
-        if version <= current:
-            continue
-        fn(engine)
-        with store.session() as s:
-            s.merge(Meta(key="app", value=APP_NAME))
-            s.merge(Meta(key="schema_version", value=str(version)))
-            if s.scalar(select(Migration).where(Migration.version == version)) is None:
-                s.add(Migration(version=version, name=name))
-
-
 def open_store(db: str | None = None) -> Store:
     """Open (creating or migrating) the store at `db` (URL or path; default IRO_DB / iro-runs)."""
     url = resolve_db_url(db)
@@ -161,7 +110,7 @@ def open_store(db: str | None = None) -> Store:
         raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
     store = Store(url, engine)
     try:
-        _migrate(store)
+        migrate(engine, store.display_url)
     except SQLAlchemyError as e:
         raise StoreError(f"cannot open database {store.display_url}: {e}") from None
     return store

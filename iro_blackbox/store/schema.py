@@ -85,17 +85,23 @@ class Iteration(Base):
 
 
 class Rollout(Base):
-    """One candidate response. `selected` marks the ones kept by the reweight step / final pick."""
+    """One candidate response of a search the IRO loop ran. `method` is the search that made it
+    (sample | best_of_n | cbs), `search` which of several searches of the same (t, phase, method)
+    for this example (guided rollouts run several), `idx` the candidate within that search.
+    `selected` marks the ones kept by the reweight step / the search's answer."""
 
     __tablename__ = "rollouts"
-    __table_args__ = (UniqueConstraint("run_id", "t", "phase", "method", "example_id", "idx"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "t", "phase", "method", "example_id", "search", "idx"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     t: Mapped[int] = mapped_column(Integer)  # iteration whose policy produced it (pi_t)
-    phase: Mapped[str] = mapped_column(String(16))  # train | eval | generate
-    method: Mapped[str] = mapped_column(String(32))  # sample | bon | cbs | iro | ...
+    phase: Mapped[str] = mapped_column(String(16))  # train | eval
+    method: Mapped[str] = mapped_column(String(32))  # the search: sample | best_of_n | cbs
     example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"))
-    idx: Mapped[int] = mapped_column(Integer)  # candidate index within (example, method)
+    search: Mapped[int] = mapped_column(Integer, default=0)  # which search of (t, phase, method)
+    idx: Mapped[int] = mapped_column(Integer)  # candidate index within that search
     prompt: Mapped[str] = mapped_column(Text)
     response: Mapped[str] = mapped_column(Text)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -106,8 +112,29 @@ class Rollout(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    # on the selected row: what the whole search for this prompt cost (every chunk generated)
+    # on the search's answer: what the whole search for this prompt cost (every chunk generated)
     usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Generation(Base):
+    """An answer `iro-bb generate` (or `generate_file`) made with a run's aligned policy for one
+    line of a prompts file. `batch` keys one invocation's settings (file, search options, final
+    pick), so re-running it resumes and another setting starts afresh."""
+
+    __tablename__ = "generations"
+    __table_args__ = (UniqueConstraint("run_id", "batch", "ex_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    batch: Mapped[str] = mapped_column(String(64))
+    ex_id: Mapped[str] = mapped_column(String(200))  # the prompt's id in its file
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the prompt's JSONL record
+    response: Mapped[str] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the search's cost, chunks
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -8,13 +8,19 @@
     vm, metrics = train_value_model(examples, cfg, out_dir="iro-runs/run/value/t1")
     vm.score(["Say hi."], ["Hello"])            # -> [value in reward units]
     ValueModel.load("iro-runs/run/value/t1")   # on any machine, CPU or CUDA
+
+The model and its training (torch: heavy) load on first use of their names.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from .config import DEFAULT_LR, ValueConfig, ValueTrainConfig
 from .data import RolloutData, ValueExample, make_value_examples
-from .model import ValueModel
-from .train import split_examples, train_value_model
 
+_HEAVY = {"ValueModel": "model", "split_examples": "train", "train_value_model": "train"}
 __all__ = [
     "DEFAULT_LR",
     "RolloutData",
@@ -26,3 +32,9 @@ __all__ = [
     "split_examples",
     "train_value_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HEAVY:
+        return getattr(import_module(f".{_HEAVY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

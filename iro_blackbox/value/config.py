@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..utils import dataclass_from_dict
 
 TUNINGS = ("full", "head", "top", "lora")
 LOSSES = ("mse", "bce")
 PREFIX_MODES = ("chunk", "token", "random")
 POOLINGS = ("auto", "mean", "cls", "last")
 SPLITS = ("auto", "prompt", "rollout")
+PRECISIONS = ("fp32", "bf16")
 
 # learning rate used when ValueTrainConfig.lr is None, per tuning mode
 DEFAULT_LR = {"full": 5e-5, "top": 1e-4, "head": 1e-3, "lora": 5e-4}
@@ -40,18 +42,6 @@ def _check_number(name: str, value: Any, lo: float, hi: float, lo_open: bool = F
         raise ConfigError(f"{name} must be a number in {left}{lo}, {hi}], got {value!r}")
 
 
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {where} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-        )
-    return cls(**data)
-
-
 @dataclass(frozen=True)
 class ValueConfig:
     """What a value model is: backbone, pooling, input format. Saved with the model."""
@@ -70,8 +60,11 @@ class ValueConfig:
     # prompt + join + partial (also for the empty partial)
     join: str = "\n"
     # "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...; on CUDA the forward
-    # pass runs under bf16 autocast, on CPU in fp32
+    # pass runs under bf16 autocast, on CPU in fp32 (see precision)
     device: str = "auto"
+    # scoring on CPU: "fp32", or "bf16" (autocast; about 3x faster where the CPU has AVX-512
+    # BF16 or AMX, scores differ in the third decimal). Training always runs in fp32 on CPU.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.backbone, str) or not self.backbone.strip():
@@ -82,13 +75,14 @@ class ValueConfig:
             raise ConfigError(f"join must be a string, got {self.join!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        _check_choice("precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValueConfig:
-        return _from_dict(cls, data, "value model config")
+        return dataclass_from_dict(cls, data, "value model config")
 
     def replace(self, **changes: Any) -> ValueConfig:
         return dataclasses.replace(self, **changes)
@@ -188,7 +182,7 @@ class ValueTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValueTrainConfig:
-        return _from_dict(cls, data, "value training config")
+        return dataclass_from_dict(cls, data, "value training config")
 
     def replace(self, **changes: Any) -> ValueTrainConfig:
         return dataclasses.replace(self, **changes)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import InputError
+from ..tokenizers import load_tokenizer
 from ..utils import derive_seed
 from .config import ValueTrainConfig
 
@@ -141,8 +142,6 @@ def make_value_examples(
     config = config or ValueTrainConfig()
     items = [as_rollout(r, i) for i, r in enumerate(rollouts)]
     if tokenizer is None:
-        from ..tokenizers import load_tokenizer
-
         tokenizer = load_tokenizer(config.model.backbone)
     ends = token_ends(tokenizer, [r.response for r in items])
     examples: list[ValueExample] = []

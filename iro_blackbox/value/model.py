@@ -35,11 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ConfigError, InputError, ModelNotFoundError
 from ..models import pick_device, resolve_model
 from .config import ValueConfig
+from .prefix_cache import score_with_prefix_cache
 
 FORMAT = "iro-bb/value-model"
 FORMAT_VERSION = 1
@@ -48,7 +50,7 @@ OUTPUTS = ("identity", "sigmoid")
 
 def _is_decoder(hf_config: Any) -> bool:
     """True for decoder-only (causal) backbones, False for encoders (BERT-like)."""
-    from transformers.models.auto.modeling_auto import (
+    from transformers.models.auto.modeling_auto import (  # heavy: transformers
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
@@ -85,7 +87,7 @@ def _position_limit(hf_config: Any, tokenizer: Any) -> int | None:
 def load_backbone(path: str, load_kwargs: dict[str, Any] | None = None) -> nn.Module:
     """AutoModel (no task head) in fp32 on CPU."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers import AutoModel
+    from transformers import AutoModel  # heavy: transformers
 
     try:
         model = AutoModel.from_pretrained(path, dtype=torch.float32, **(load_kwargs or {}))
@@ -101,7 +103,7 @@ def load_backbone(path: str, load_kwargs: dict[str, Any] | None = None) -> nn.Mo
 
 def load_value_tokenizer(path: str, load_kwargs: dict[str, Any] | None = None) -> Any:
     """A private tokenizer instance (not the shared cached one: we change its truncation side)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers
 
     try:
         tok = AutoTokenizer.from_pretrained(path, **(load_kwargs or {}))
@@ -191,7 +193,7 @@ class ValueModel(nn.Module):
     @property
     def is_lora(self) -> bool:
         try:
-            from peft import PeftModel
+            from peft import PeftModel  # heavy: peft, only for LoRA models
         except ImportError:  # pragma: no cover - peft is a dependency
             return False
         return isinstance(self.backbone, PeftModel)
@@ -278,10 +280,16 @@ class ValueModel(nn.Module):
         return raw.float() * self.norm_std + self.norm_mean
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA, nothing on CPU (fp32)."""
+        """bf16 autocast on CUDA, nothing on CPU (fp32): training and validation."""
         if self.device.type == "cuda":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def scoring_autocast(self) -> contextlib.AbstractContextManager:
+        """Like autocast, and bf16 on CPU too when config.precision is "bf16" (scoring only)."""
+        if self.device.type == "cpu" and self.config.precision == "bf16":
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return self.autocast()
 
     @torch.inference_mode()
     def score_ids(self, seqs: Sequence[Sequence[int]], batch_size: int = 64) -> list[float]:
@@ -298,7 +306,7 @@ class ValueModel(nn.Module):
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 ids, mask = self.collate([seqs[i] for i in idx])
-                with self.autocast():
+                with self.scoring_autocast():
                     raw = self(ids, mask)
                 for i, v in zip(idx, self.to_reward(raw).tolist(), strict=True):
                     out[i] = float(v)
@@ -315,8 +323,6 @@ class ValueModel(nn.Module):
         if not seqs:
             return []
         if self.is_decoder and not self.is_lora:
-            from .prefix_cache import score_with_prefix_cache
-
             return score_with_prefix_cache(self, seqs, batch_size=batch_size)
         return self.score_ids(seqs, batch_size=batch_size)
 
@@ -324,8 +330,6 @@ class ValueModel(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model folder (see the module docstring). Returns the folder."""
-        from safetensors.torch import save_file
-
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         kind = "lora" if self.is_lora else "full"
@@ -360,13 +364,16 @@ class ValueModel(nn.Module):
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, device: str = "auto", backbone: str | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str = "auto",
+        backbone: str | None = None,
+        precision: str | None = None,
     ) -> ValueModel:
         """Load a saved folder onto `device` ("auto": cuda when available, else cpu), whatever
         device it was trained on. `backbone` overrides the backbone spec of a LoRA model (its
-        adapters need the base weights) when the saved spec does not resolve here."""
-        from safetensors.torch import load_file
-
+        adapters need the base weights) when the saved spec does not resolve here; `precision`
+        the CPU scoring precision (see ValueConfig)."""
         d = Path(path)
         meta_file = d / "value_model.json"
         if not meta_file.is_file():
@@ -385,9 +392,11 @@ class ValueModel(nn.Module):
                 "upgrade iro-bb"
             )
         config = ValueConfig.from_dict(meta["config"]).replace(device=device)
+        if precision is not None:
+            config = config.replace(precision=precision)
         tokenizer = load_value_tokenizer(str(d / "tokenizer"))
         if meta["weights"] == "lora":
-            from peft import PeftModel
+            from peft import PeftModel  # heavy: peft, only for LoRA models
 
             spec = backbone or meta["backbone"]
             rm = resolve_model(spec)

@@ -18,12 +18,13 @@ length-bucketed path. Results equal the plain path up to float rounding.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .model import ValueModel
+# `model` below is a ValueModel (model.py, which calls in here): its backbone, collate, pool,
+# head_value, to_reward, autocast, score_ids, is_decoder and pooling are what is used.
+ValueModel = Any
 
 MIN_SHARED = 16  # shared tokens below which a separate prefix pass is not worth it
 KEEP = 0.9  # a group grows while its common prefix stays >= KEEP x the current one
@@ -80,7 +81,7 @@ def prefix_groups(
 
 
 def _cache_is_plain(cache) -> bool:
-    from transformers.cache_utils import DynamicCache, DynamicLayer
+    from transformers.cache_utils import DynamicCache, DynamicLayer  # heavy: on first use
 
     layers = getattr(cache, "layers", None)
     return (
@@ -146,10 +147,8 @@ def _score_groups(
         local = {g: j for j, g in enumerate(gids)}
         prefixes = [seqs[groups[g][1][0]][: groups[g][0]] for g in gids]
         p_ids, p_mask = model.collate(prefixes)  # (G, S)
-        with model.autocast():
-            cache = model.backbone(
-                input_ids=p_ids, attention_mask=p_mask, use_cache=True
-            ).past_key_values
+        with model.scoring_autocast():
+            cache = model.backbone(input_ids=p_ids, attention_mask=p_mask, use_cache=True).cache
         if not _cache_is_plain(cache):
             return None
         sel = torch.tensor([local[g] for _, g in chunk], dtype=torch.long, device=dev)
@@ -158,12 +157,12 @@ def _score_groups(
         full_mask = torch.cat([p_mask[sel], s_mask], dim=1)  # (b, S + T)
         starts = torch.tensor([groups[g][0] for _, g in chunk], dtype=torch.long, device=dev)
         positions = starts[:, None] + torch.arange(s_ids.shape[1], device=dev)[None, :]
-        with model.autocast():
+        with model.scoring_autocast():
             hidden = model.backbone(
                 input_ids=s_ids,
                 attention_mask=full_mask,
                 position_ids=positions,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             ).last_hidden_state  # (b, T, H)
             raw = model.head_value(model.pool(hidden, s_mask))

@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..errors import ConfigError, InputError
 from ..models import pick_device
@@ -167,16 +175,7 @@ def _evaluate(
     }
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+def _progress(enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]value[/] {task.description}"),
         BarColumn(),
@@ -209,24 +208,18 @@ def train_value_model(
     config: ValueTrainConfig | None = None,
     warm_start: ValueModel | None = None,
     progress: bool = True,
-    store: Any = None,
-    run_id: int | None = None,
-    t: int | None = None,
     out_dir: str | Path | None = None,
 ) -> tuple[ValueModel, dict[str, Any]]:
     """Train a value model on (prompt, partial, target, weight[, rollout]) examples.
 
     warm_start: continue from this model (it is copied, never changed); its backbone, pooling and
-    input format win over config.model. out_dir: save the trained model there. store (with
-    run_id, t): record it in the value_models registry (needs out_dir). Returns the model (eval
-    mode, no gradients) and its metrics.
+    input format win over config.model. out_dir: save the trained model there. Returns the model
+    (eval mode, no gradients) and its metrics.
     """
     config = config or ValueTrainConfig()
     exs = [as_example(e, i) for i, e in enumerate(examples)]
     if not exs:
         raise InputError("no value-model training examples")
-    if store is not None and out_dir is None:
-        raise ConfigError("out_dir is required with store: the registry records where it is saved")
     targets = [e.target for e in exs]
     weights = [e.weight for e in exs]
     if config.loss == "bce" and not all(0.0 <= y <= 1.0 for y in targets):
@@ -395,19 +388,4 @@ def train_value_model(
     model.train_config = train_dict
     if out_dir is not None:
         model.save(out_dir)
-    if store is not None:
-        from ..store.schema import ValueModelRecord
-
-        with store.session() as s:
-            rec = ValueModelRecord(
-                run_id=run_id,
-                t=t,
-                path=str(Path(out_dir).resolve()),
-                backbone=model.config.backbone,
-                metrics=metrics,
-                config=train_dict,
-            )
-            s.add(rec)
-            s.flush()
-            metrics["record_id"] = rec.id
     return model, metrics

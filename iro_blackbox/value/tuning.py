@@ -31,7 +31,9 @@ def _lora_targets(backbone: nn.Module, config: ValueTrainConfig) -> list[str] | 
     if config.lora_target_modules is not None:
         return list(config.lora_target_modules)
     try:
-        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as M
+        from peft.utils.constants import (
+            TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as M,
+        )  # heavy: peft
     except ImportError:  # pragma: no cover - older peft
         M = {}
     targets = M.get(getattr(backbone.config, "model_type", ""))
@@ -40,7 +42,7 @@ def _lora_targets(backbone: nn.Module, config: ValueTrainConfig) -> list[str] | 
 
 def add_lora(model: ValueModel, config: ValueTrainConfig) -> None:
     """Wrap the backbone in seeded LoRA adapters."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model  # heavy: peft, only for LoRA
 
     lcfg = LoraConfig(
         r=config.lora_r,

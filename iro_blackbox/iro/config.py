@@ -1,0 +1,302 @@
+"""AlignConfig: every option of an IRO run, validated, with help text beside each field.
+
+A run's options come in four parts, each handed to the code that uses it:
+
+    run       RunOptions       data, held-out split, grader, iterations, rollouts, reweighting, seed
+    provider  ProviderOptions  where the policy runs (providers/options.py)
+    search    SearchOptions    chunk-level beam search: W, K, L, max_tokens, beta, sampling
+    value     ValueOptions     value-model backbone and training
+
+The CLI makes one flag per field (`--w`, `--value-backbone`, ...); the store keeps the config as
+one flat JSON object of those names (`to_dict` / `from_dict`), so a run's stored config reads the
+same however the parts are arranged. The config never holds secrets: API keys come from the
+environment or the user config file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, Field, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..models import DEFAULT_VALUE_BACKBONE
+from ..params import SamplingParams, check_positive_int
+from ..providers.options import ProviderOptions
+from ..search.types import SELECTIONS, SearchParams
+from ..utils import derive_seed, option, stable_hash
+from ..value.config import PRECISIONS, TUNINGS, ValueConfig, ValueTrainConfig
+
+REWEIGHTS = ("best", "resample")
+VALUE_DATA = ("all", "selected")
+
+# Options that do not change what a run computes: they may differ when a run is resumed or its
+# policy is loaded elsewhere, and they are not part of the run's identity (its default name).
+NOT_RESULTS = frozenset({"run_name", "out", "no_cache", "concurrency", "device", "base_url"})
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass
+class RunOptions:
+    data: str = option("Training prompts (JSONL).", default="")
+    eval: str | None = option(
+        "Held-out prompts (JSONL); default: split --eval-split off DATA.", default=None
+    )
+    eval_split: float = option(
+        "Fraction of DATA held out for evaluation when --eval is not given.", default=0.25
+    )
+    limit: int | None = option(
+        "Use at most this many training prompts (quick tries).", default=None
+    )
+    grader: str = option(
+        "Reward: a grader spec (JSON file or inline JSON) or a grader type that needs no settings "
+        "(sentiment).",
+        default="sentiment",
+    )
+    iterations: int = option("IRO iterations T (value models trained).", default=2)
+    rollouts: int | None = option(
+        "Training candidates per prompt and iteration (default W*K).", default=None
+    )
+    guided_rollouts: int | None = option(
+        "Training candidates per prompt for t > 1, drawn by guided search, W per search (default: --rollouts).",
+        default=None,
+    )
+    reweight: str = option(
+        "Reweight step: best (keep the best candidate per prompt, published) | resample (weights ∝ exp(r/tau)).",
+        default="best",
+    )
+    tau: float = option("Temperature of --reweight resample.", default=0.1)
+    fresh_prompts: bool = option(
+        "Give each iteration a fresh slice of the training prompts (default: the same prompts).",
+        default=False,
+    )
+    seed: int = option("Seed of everything random (sampling, splits, training).", default=0)
+    run_name: str | None = option(
+        "Run name (default: DATA's name + a hash of the config, so re-running resumes).",
+        default=None,
+    )
+    out: str | None = option(
+        "Run folder for value models and the report (default: $IRO_HOME/RUN).", default=None
+    )
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("data: a JSONL file of training prompts is required")
+        check_positive_int("iterations", self.iterations)
+        for name in ("limit", "rollouts", "guided_rollouts"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        if not 0.0 < self.eval_split < 1.0:
+            raise ConfigError(f"eval_split must be in (0, 1), got {self.eval_split!r}")
+        _choice("reweight", self.reweight, REWEIGHTS)
+        if not self.tau > 0:
+            raise ConfigError(f"tau must be > 0, got {self.tau!r}")
+        check_positive_int("seed", self.seed, minimum=0)
+
+
+@dataclass
+class SearchOptions:
+    w: int = option("Beams kept per step (W).", default=4)
+    k: int = option("Successors sampled per beam per step (K).", default=4)
+    l: int = option("Chunk length in tokens (L).", default=16)  # noqa: E741
+    max_tokens: int = option("Maximum response length in tokens.", default=64)
+    beta: float = option(
+        "KL strength beta_t of every value model (S = sum_t V_t / beta).", default=1.0
+    )
+    temperature: float = option("Policy sampling temperature.", default=1.0)
+    top_p: float = option("Policy nucleus sampling top_p.", default=1.0)
+    selection: str = option(
+        "Beam selection: diverse (published) | topw | softmax.", default="diverse"
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("w", "k", "l", "max_tokens"):
+            check_positive_int(name, getattr(self, name))
+        if not self.beta > 0:
+            raise ConfigError(f"beta must be > 0, got {self.beta!r}")
+        _choice("selection", self.selection, SELECTIONS)
+        if self.max_tokens < self.l:
+            raise ConfigError(
+                f"max_tokens ({self.max_tokens}) must be >= the chunk length l ({self.l})"
+            )
+        SamplingParams(temperature=self.temperature, top_p=self.top_p)
+
+    @property
+    def n(self) -> int:
+        """Samples per prompt at equal compute with one search: N = W*K."""
+        return self.w * self.k
+
+    def params(
+        self,
+        seed: int,
+        *,
+        n: int | None = None,
+        final: str = "auto",
+        concurrency: int = 8,
+        stop: tuple[str, ...] = (),
+        **overrides: Any,
+    ) -> SearchParams:
+        """SearchParams of these options (overrides: w, k, l, max_tokens, temperature, top_p)."""
+        o = {**asdict(self), **{k: v for k, v in overrides.items() if v is not None}}
+        sampling = SamplingParams(
+            temperature=o["temperature"], top_p=o["top_p"], seed=seed, stop=tuple(stop)
+        )
+        return SearchParams(
+            w=o["w"],
+            k=o["k"],
+            l=o["l"],
+            max_tokens=o["max_tokens"],
+            n=n,
+            selection=self.selection,
+            sampling=sampling,
+            final=final,
+            concurrency=concurrency,
+        )
+
+
+@dataclass
+class ValueOptions:
+    value_backbone: str = option(
+        "Value-model backbone: alias (minilm-l6), folder or hub id.",
+        default=DEFAULT_VALUE_BACKBONE,
+    )
+    value_tuning: str = option("Value-model tuning: full | head | top | lora.", default="full")
+    value_epochs: int = option(
+        "Value-model training epochs (early stopping on a validation split).", default=4
+    )
+    value_lr: float = option("Value-model learning rate.", default=5e-5)
+    warm_start: bool = option("Start V_t from V_{t-1}'s weights.", default=True)
+    value_precision: str = option(
+        "Value-model scoring precision on CPU: fp32 | bf16 (about 3x faster where the CPU has "
+        "AVX-512 BF16 or AMX; scores differ in the third decimal).",
+        default="fp32",
+    )
+    value_data: str = option(
+        "Value-model training data: all (every graded candidate, weighted by the reweight step) | selected (only the kept ones).",
+        default="all",
+    )
+
+    def __post_init__(self) -> None:
+        _choice("value_tuning", self.value_tuning, TUNINGS)
+        _choice("value_data", self.value_data, VALUE_DATA)
+        _choice("value_precision", self.value_precision, PRECISIONS)
+        check_positive_int("value_epochs", self.value_epochs)
+
+    def train_config(self, *, seed: int, chunk_tokens: int, device: str | None) -> ValueTrainConfig:
+        """How V_t is trained (prefixes cut every `chunk_tokens`, the search's L)."""
+        return ValueTrainConfig(
+            model=ValueConfig(
+                backbone=self.value_backbone,
+                device=device or "auto",
+                precision=self.value_precision,
+            ),
+            tuning=self.value_tuning,
+            lr=self.value_lr if self.value_tuning == "full" else None,
+            epochs=self.value_epochs,
+            chunk_tokens=chunk_tokens,
+            seed=seed,
+        )
+
+
+PARTS: tuple[tuple[str, type, str], ...] = (
+    ("run", RunOptions, "Data and run"),
+    ("provider", ProviderOptions, "Policy model and provider"),
+    ("search", SearchOptions, "Search (pi_t decoding)"),
+    ("value", ValueOptions, "Value models"),
+)
+
+
+@dataclass
+class AlignConfig:
+    run: RunOptions
+    provider: ProviderOptions
+    search: SearchOptions
+    value: ValueOptions
+
+    def __post_init__(self) -> None:
+        if self.provider.batch_api and self.provider.no_cache:
+            raise ConfigError("batch_api fills the request cache: do not combine it with no_cache")
+
+    # -- flat view (the CLI flags and the stored JSON) -----------------------------------------
+    @staticmethod
+    def fields() -> list[tuple[str, Field, str]]:
+        """(part, field, panel title) of every option, in CLI order."""
+        return [(part, f, title) for part, cls, title in PARTS for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AlignConfig:
+        """From the flat {option: value} form; unknown names are an error that names them."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"align options must be an object, got {type(d).__name__}")
+        by_part: dict[str, dict[str, Any]] = {part: {} for part, _, _ in PARTS}
+        owner = {f.name: part for part, f, _ in cls.fields()}
+        unknown = sorted(k for k in d if k not in owner)
+        if unknown:
+            raise ConfigError(f"unknown align option(s): {', '.join(unknown)}")
+        for k, v in d.items():
+            by_part[owner[k]][k] = v
+        return cls(**{part: ocls(**by_part[part]) for part, ocls, _ in PARTS})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part, _, _ in PARTS:
+            out.update(asdict(getattr(self, part)))
+        return out
+
+    def replace(self, **changes: Any) -> AlignConfig:
+        return AlignConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def help_of(cls, name: str) -> str:
+        for _, f, _ in cls.fields():
+            if f.name == name:
+                return f.metadata.get("help", "")
+        raise KeyError(name)
+
+    @classmethod
+    def default_of(cls, name: str) -> Any:
+        for _, f, _ in cls.fields():
+            if f.name == name:
+                return None if f.default is MISSING else f.default
+        raise KeyError(name)
+
+    # -- identity ------------------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """The options that change what the run computes (data paths made absolute)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in NOT_RESULTS}
+        d["data"] = str(Path(d["data"]).resolve())
+        if d.get("eval"):
+            d["eval"] = str(Path(d["eval"]).resolve())
+        return d
+
+    def default_run_name(self) -> str:
+        return f"{Path(self.run.data).stem}-{stable_hash(self.identity())[:8]}"
+
+    def differences(self, other: AlignConfig) -> list[str]:
+        """Names of the result-changing options that differ from `other`'s."""
+        a, b = self.identity(), other.identity()
+        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def n_rollouts(self) -> int:
+        return self.run.rollouts or self.search.n
+
+    @property
+    def n_guided_rollouts(self) -> int:
+        return self.run.guided_rollouts or self.n_rollouts
+
+    @property
+    def concurrency(self) -> int:
+        """Prompts searched at once (their provider rows share calls)."""
+        return max(4, self.provider.concurrency)
+
+    def search_params(self, seed_tag: Any, **kw: Any) -> SearchParams:
+        """The search parameters of one stage, seeded by (seed, seed_tag) like every stage."""
+        seed = derive_seed(self.run.seed, seed_tag) % (2**31)
+        kw.setdefault("concurrency", self.concurrency)
+        return self.search.params(seed, **kw)

@@ -1,0 +1,152 @@
+"""`iro-bb eval`: the aligned policy against the baselines at equal compute (N = W*K samples).
+
+Methods:
+  base  the base policy: mean reward over N samples per prompt (its first sample is the reference
+        for win rates)
+  bon   Best-of-N by the grader over those N samples
+  cbs   chunk-level beam search guided by V_1 alone (CBS with a single value model)
+  iro   chunk-level beam search guided by V_1..V_T (the aligned policy)
+cbs and iro answer by value score alone (no grader at decode time: what `iro-bb generate` returns);
+"grader pick" is the best of their complete answers (about W*K) by the grader, as Best-of-N
+picks the best of its N. Figures are computed as align computes them (metrics.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..dataset import load_examples
+from ..errors import ConfigError
+from ..progress import RunProgress
+from ..search import value_pick
+from ..store import Store
+from . import metrics
+from .policy import load_run
+
+METHODS = ("base", "bon", "cbs", "iro")
+
+
+def evaluate(
+    run: str | int,
+    data: str | Path,
+    *,
+    methods: list[str] | tuple[str, ...] = METHODS,
+    db: str | Store | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
+    examples = load_examples(data)
+    if limit:
+        examples = examples[:limit]
+    return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data)))
+
+
+async def _evaluate(
+    run: Any, examples: list, methods: list[str], db: Any, progress: bool, data_name: str
+) -> dict[str, Any]:
+    policy = load_run(run, db=db)
+    grader = policy.grader
+    cfg = policy.cfg
+    N = cfg.search.n
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        with RunProgress(progress, provider=policy.provider) as prog:
+            # always: the base samples are the reference of every win rate
+            prog.stage(f"base policy: {N} samples per prompt", len(examples))
+            t0 = time.monotonic()
+            res = await policy.asearch(
+                examples,
+                policy.search_params(n=N, final="grader"),
+                method="best_of_n",
+                grader=grader,
+                on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+            )
+            secs = time.monotonic() - t0
+            base = metrics.base_metrics(
+                {r.example.id: [c.reward for c in r.candidates] for r in res},
+                {r.example.id: [c.completion_tokens for c in r.candidates] for r in res},
+                N,
+            )
+            base_first = {r.example.id: metrics.reward_or_zero(r.candidates[0].reward) for r in res}
+            per_prompt = [r.usage.completion_tokens for r in res]
+            if "base" in methods:
+                rows["base"] = {
+                    "mean_reward": base["eval_mean_reward"],
+                    "stderr": base["eval_reward_stderr"],
+                    "tokens_per_prompt": base["base_tokens_per_prompt"],
+                    "win_rate_vs_base": 0.5,
+                    "seconds": secs / N,
+                }
+            if "bon" in methods:
+                best = {r.example.id: metrics.reward_or_zero(r.best.reward) for r in res}
+                rows["bon"] = {
+                    "mean_reward": base["bon_mean_reward"],
+                    "stderr": metrics.stderr(list(best.values())),
+                    "tokens_per_prompt": metrics.mean(per_prompt),
+                    "win_rate_vs_base": metrics.win_rate(best, base_first),
+                    "seconds": secs,
+                    "n": N,
+                }
+            for method, upto in (("cbs", 1), ("iro", None)):
+                if method not in methods:
+                    continue
+                k = len(policy.value_models) if upto is None else upto
+                prog.stage(f"{method}: guided search with V_1..V_{k}", len(examples))
+                t0 = time.monotonic()
+                res = await policy.asearch(
+                    examples,
+                    policy.search_params(final="grader"),
+                    method="cbs",
+                    upto=upto,
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                secs = time.monotonic() - t0
+                answers = {}
+                for r in res:
+                    pick = value_pick(
+                        [c.text for c in r.candidates], [c.score for c in r.candidates]
+                    )
+                    answers[r.example.id] = metrics.reward_or_zero(r.candidates[pick].reward)
+                m = metrics.policy_metrics(
+                    answers,
+                    grader_picks={r.example.id: metrics.reward_or_zero(r.best.reward) for r in res},
+                    previous={},
+                    base_first=base_first,
+                    answers_per_prompt=[len(r.candidates) for r in res],
+                    tokens_per_prompt=[r.usage.completion_tokens for r in res],
+                )
+                rows[method] = {
+                    "mean_reward": m["eval_mean_reward"],
+                    "stderr": m["eval_reward_stderr"],
+                    "grader_pick_reward": m["eval_grader_reward"],
+                    "answers_per_prompt": m["eval_answers_per_prompt"],
+                    "win_rate_vs_base": m["win_rate_vs_base"],
+                    "tokens_per_prompt": m["eval_tokens_per_prompt"],
+                    "seconds": secs,
+                    "value_models": k,
+                }
+    finally:
+        await policy.aclose()
+    return {
+        "run": policy.name,
+        "data": data_name,
+        "prompts": len(examples),
+        "n": N,
+        "w": cfg.search.w,
+        "k": cfg.search.k,
+        "l": cfg.search.l,
+        "max_tokens": cfg.search.max_tokens,
+        "methods": rows,
+    }
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result, indent=2))

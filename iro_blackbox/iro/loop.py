@@ -1,0 +1,519 @@
+"""The IRO loop: the one place that knows the order of the steps (see DESIGN.md).
+
+    run = iro_blackbox.align("mydata.jsonl", grader="sentiment", iterations=2)
+    policy = iro_blackbox.load_run(run.name)
+
+Before iteration 1 the base policy is evaluated: N = W*K samples per held-out prompt give the
+base mean reward, Best-of-N at equal compute, and the base answer (sample 0) for win rates.
+Then for t = 1..T:
+  1. sample:   R candidates per training prompt from pi_{t-1} (t = 1: plain sampling; t > 1:
+               chunk-level beam search guided by V_1..V_{t-1}, ceil(R/W) searches, other seeds)
+  2. reweight: grade them; keep the best per prompt (or resample weights ∝ exp(r/tau))
+  3. optimize: train V_t on every prefix of the training rollouts (MSE onto the final reward)
+  4. evaluate: pi_t (CBS guided by V_1..V_t) on the held-out prompts: the reward of the answer
+               the value models pick (no grader at decode time), the grader's pick among the same
+               answers, the gain over pi_{t-1} paired by prompt
+
+Every step writes to the store as it goes (store/runs.py), so a killed run re-run with the same
+command (or resume=RUN) continues: prompts that have rollouts are skipped, API responses replay
+from the request cache, finished value models are loaded instead of trained again. The provider,
+the grader and the value trainer are injected (AlignLoop's arguments); `align` builds the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..dataset import Example, check_disjoint, hold_out, load_examples, prompt_text
+from ..errors import Cancelled, ConfigError, InputError
+from ..graders import CachedGrader, Grader, load_grader
+from ..progress import RunProgress
+from ..providers import Provider, build_provider
+from ..registry import SEARCHES
+from ..search import CombinedScorer, SearchParams, SearchResult, sample_requests, value_pick
+from ..store import RunRepository, Store, default_home, open_store
+from ..value import RolloutData
+from . import metrics
+from .config import NOT_RESULTS, AlignConfig
+from .report import write_report
+from .reweight import reweight
+from .trainer import DefaultValueTrainer, ValueTrainer
+
+BASE_T = metrics.BASE_T
+GRADE_BATCH = 64  # rollouts graded per grader call (and per store write)
+
+
+@dataclass
+class RunResult:
+    """What align() returns: where the run lives and its per-iteration metrics."""
+
+    name: str
+    id: int
+    out_dir: Path
+    metrics: dict[str, Any]
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+
+
+def align(data: str | Path | None = None, **kw: Any) -> RunResult:
+    """Run (or resume) IRO on a JSONL file of prompts. Options are AlignConfig's fields; see
+    align_async for the others (db, progress, cancel_check, on_progress, resume)."""
+    return asyncio.run(align_async(data, **kw))
+
+
+async def align_async(
+    data: str | Path | None = None,
+    *,
+    db: str | Store | None = None,
+    progress: bool = True,
+    cancel_check: Callable[[], bool] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    resume: str | None = None,
+    **options: Any,
+) -> RunResult:
+    store = db if isinstance(db, Store) else open_store(db)
+    if resume:
+        cfg = resumed_config(RunRepository(store), resume, options)
+    else:
+        if data is None:
+            raise InputError("align: a data file is required (or resume=RUN)")
+        cfg = AlignConfig.from_dict({**options, "data": str(data)})
+    loop = AlignLoop(
+        cfg, store, progress=progress, cancel_check=cancel_check, on_progress=on_progress
+    )
+    return await loop.run()
+
+
+def resumed_config(repo: RunRepository, run: str, overrides: dict[str, Any]) -> AlignConfig:
+    """A stored run's config; only options that do not change results may be overridden."""
+    row = repo.find(run)
+    d = dict(row.config)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in NOT_RESULTS:
+            d[k] = v
+        elif d.get(k) != v:
+            raise ConfigError(
+                f"--resume {run}: option {k}={v!r} differs from the run's {d.get(k)!r}; "
+                "start a new run instead"
+            )
+    d["run_name"] = row.name
+    return AlignConfig.from_dict(d)
+
+
+class AlignLoop:
+    """One run of IRO. provider / grader / trainer default to the ones the config describes."""
+
+    def __init__(
+        self,
+        cfg: AlignConfig,
+        store: Store,
+        *,
+        provider: Provider | None = None,
+        grader: Grader | None = None,
+        trainer: ValueTrainer | None = None,
+        progress: bool = True,
+        cancel_check: Callable[[], bool] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.store = store
+        self.repo = RunRepository(store)
+        self.provider = provider
+        self._own_provider = provider is None
+        self.grader = grader
+        self.trainer = trainer or DefaultValueTrainer(cfg, progress=progress)
+        self.show_progress = progress
+        self.cancel_check = cancel_check
+        self.on_progress = on_progress
+        self.name = cfg.run.run_name or cfg.default_run_name()
+        self.out_dir = Path(cfg.run.out) if cfg.run.out else default_home() / self.name
+        self.run_id = 0
+        self.pk: dict[str, int] = {}  # example id -> its row id in the store
+        self.items: dict[int, dict[str, Any]] = {}  # example row id -> its record (for graders)
+        self.value_models: list[Any] = []  # V_1 .. V_t, in order
+
+    # -- the run --------------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self.train, self.evals = self._load_data()
+        grader = self.grader or load_grader(self.cfg.run.grader)
+        check_items = getattr(grader, "check_items", None)
+        if check_items is not None:  # every field the grader reads, before any work
+            check_items([e.data for e in self.train + self.evals])
+        self.grader = CachedGrader(grader, self.store)
+        self._open_run()
+        self.provider = self.provider or build_provider(self.cfg.provider, self.store)
+        try:
+            with RunProgress(
+                self.show_progress,
+                provider=self.provider,
+                on_progress=self.on_progress,
+                cancel_check=self.cancel_check,
+            ) as self.progress:
+                self._log_start()
+                await self.evaluate_base()
+                for t in range(1, self.cfg.run.iterations + 1):
+                    await self.iterate(t)
+            return self._finish()
+        except BaseException as e:
+            status = "cancelled" if isinstance(e, Cancelled) else "failed"
+            self.repo.set_status(self.run_id, status, str(e)[:2000] or type(e).__name__)
+            raise
+        finally:
+            if self._own_provider:
+                await self.provider.aclose()
+            await self.grader.aclose()
+
+    async def iterate(self, t: int) -> None:
+        """Iteration t: the four IRO steps, each recorded when it is done."""
+        if self.repo.iteration(self.run_id, t).stage == "done":
+            self.value_models.append(self._load_value_model(t))
+            return
+        before = self.provider.stats.snapshot()
+        tokens_before = self.repo.generated_tokens(self.run_id)
+        await self.sample(t)
+        m = await self.reweight(t)
+        self.repo.set_iteration(self.run_id, t, "reweighted", m)
+        m.update(self.optimize(t))
+        self.repo.set_iteration(self.run_id, t, "trained", m)
+        m.update(await self.evaluate(t))
+        m["tokens"] = self.repo.generated_tokens(self.run_id) - tokens_before
+        m.update(self._provider_delta(before))
+        self.repo.set_iteration(self.run_id, t, "done", m)
+        self._log_iteration(t, m)
+
+    # -- base policy ----------------------------------------------------------------------------
+    async def evaluate_base(self) -> None:
+        """N = W*K samples of the base policy per held-out prompt: its mean reward, Best-of-N."""
+        if self.repo.iteration(self.run_id, BASE_T).stage == "done":
+            return
+        before = self.provider.stats.snapshot()
+        n = self.cfg.search.n
+        params = self.cfg.search_params(("eval-base",), n=n, final="grader")
+        label = f"evaluate base policy + best-of-{n}"
+        await self._search("best_of_n", self.evals, params, None, BASE_T, "eval", label=label)
+        by_ex = self._grouped(BASE_T, "eval", "best_of_n")
+        m = metrics.base_metrics(
+            {ex: [r.reward for r in rs] for ex, rs in by_ex.items()},
+            {ex: [r.completion_tokens for r in rs] for ex, rs in by_ex.items()},
+            n,
+            grade_errors=sum(1 for rs in by_ex.values() for r in rs if r.grade_error),
+        )
+        m.update(self._provider_delta(before))
+        self.repo.set_iteration(self.run_id, BASE_T, "done", m)
+        self.progress.log(
+            f"base policy: mean reward {m['eval_mean_reward']:+.3f}, "
+            f"best-of-{n} {m['bon_mean_reward']:+.3f}"
+        )
+
+    # -- step 1: sample -------------------------------------------------------------------------
+    async def sample(self, t: int) -> None:
+        """R candidates per training prompt from pi_{t-1}."""
+        exs = self._train_examples(t)
+        R = self.cfg.n_rollouts
+        if t == 1:
+            params = self.cfg.search_params(("train", t), n=R)
+            label = f"t={t} rollouts: {R} samples per prompt"
+            await self._search("sample", exs, params, None, t, "train", label=label)
+            return
+        runs = math.ceil(self.cfg.n_guided_rollouts / self.cfg.search.w)
+        for r in range(runs):
+            params = self.cfg.search_params(("train", t, r), final="score")
+            label = f"t={t} rollouts: guided search {r + 1}/{runs}"
+            await self._search(
+                "cbs", exs, params, self._scorer(t - 1), t, "train", search=r, label=label
+            )
+
+    # -- step 2: reweight -----------------------------------------------------------------------
+    async def reweight(self, t: int) -> dict[str, Any]:
+        """Grade every candidate the search left ungraded, then keep the best per prompt (or
+        resample weights ∝ exp(r/tau))."""
+        method = self._rollout_method(t)
+        await self._grade_missing(t, "train", method)
+        by_ex = self._grouped(t, "train", method)
+        updates = []
+        for rs in by_ex.values():
+            best, weights = reweight(
+                [_reward(r) for r in rs], self.cfg.run.reweight, self.cfg.run.tau
+            )
+            updates += [
+                (r.id, i == best, w) for i, (r, w) in enumerate(zip(rs, weights, strict=True))
+            ]
+        self.repo.set_weights(updates)
+        rows = [r for rs in by_ex.values() for r in rs]
+        return {
+            "train_mean_reward": metrics.mean([_reward(r) for r in rows]),
+            "train_best_reward": metrics.mean(
+                [max(_reward(r) for r in rs) for rs in by_ex.values()]
+            ),
+            "train_rollouts": len(rows),
+            "train_prompts": len(by_ex),
+            "grade_errors": sum(1 for r in rows if r.grade_error),
+        }
+
+    # -- step 3: optimize -----------------------------------------------------------------------
+    def optimize(self, t: int) -> dict[str, Any]:
+        """Train V_t (warm-started from V_{t-1}) on the reweighted rollouts of iteration t."""
+        rec = self.repo.value_model(self.run_id, t)
+        if rec is not None and Path(rec.path).is_dir():  # trained before a crash: load it
+            self.value_models.append(self.trainer.load(rec.path))
+            return {"value": rec.metrics}
+        rows = self.repo.rollouts(self.run_id, t, "train", self._rollout_method(t))
+        if self.cfg.value.value_data == "selected":  # the kept candidates, as they are
+            data = [RolloutData(r.prompt, r.response, _reward(r), 1.0) for r in rows if r.selected]
+        else:  # every candidate, with the reweight step's weight
+            resample = self.cfg.run.reweight == "resample"
+            data = [
+                RolloutData(
+                    r.prompt, r.response, _reward(r), (r.weight or 0.0) if resample else 1.0
+                )
+                for r in rows
+            ]
+        warm = self.value_models[-1] if (self.cfg.value.warm_start and self.value_models) else None
+        self.progress.stage(f"t={t} training value model V_{t} ({len(data)} rollouts)", 1)
+        path = self.out_dir / "value" / f"v{t}"
+        model, m, config = self.trainer.train(data, t=t, warm_start=warm, out_dir=path)
+        m = _jsonable(m)
+        self.repo.add_value_model(
+            self.run_id,
+            t,
+            path=str(path.resolve()),
+            backbone=self.cfg.value.value_backbone,
+            metrics=m,
+            config=_jsonable(config),
+        )
+        self.progress.advance(1)
+        self.value_models.append(model)
+        return {"value": m}
+
+    # -- step 4: evaluate -----------------------------------------------------------------------
+    async def evaluate(self, t: int) -> dict[str, Any]:
+        """pi_t on the held-out prompts (see metrics.policy_metrics)."""
+        params = self.cfg.search_params(("eval", t), final="grader")
+        label = f"t={t} evaluate pi_{t} (guided search)"
+        await self._search("cbs", self.evals, params, self._scorer(t), t, "eval", label=label)
+        by_ex = self._grouped(t, "eval", "cbs")
+        base = self._grouped(BASE_T, "eval", "best_of_n")
+        answers = {ex: _value_pick_reward(rs) for ex, rs in by_ex.items()}
+        if t - 1 == BASE_T:
+            prev = {ex: metrics.mean([_reward(r) for r in rs]) for ex, rs in base.items()}
+        else:
+            prev = {
+                ex: _value_pick_reward(rs) for ex, rs in self._grouped(t - 1, "eval", "cbs").items()
+            }
+        return metrics.policy_metrics(
+            answers,
+            grader_picks={
+                ex: _reward(next((r for r in rs if r.selected), rs[0])) for ex, rs in by_ex.items()
+            },
+            previous=prev,
+            base_first={ex: _reward(rs[0]) for ex, rs in base.items()},
+            answers_per_prompt=[len(rs) for rs in by_ex.values()],
+            tokens_per_prompt=[
+                next((x.usage for x in rs if x.usage), {}).get("completion_tokens", 0)
+                for rs in by_ex.values()
+            ],
+        )
+
+    # -- searching and grading, stored as they finish --------------------------------------------
+    async def _search(
+        self,
+        method: str,
+        examples: list[Example],
+        params: SearchParams,
+        scorer: CombinedScorer | None,
+        t: int,
+        phase: str,
+        *,
+        search: int = 0,
+        label: str,
+    ) -> None:
+        """Run search `method` on the examples that have no stored rollouts of it yet, writing
+        each prompt's candidates as it finishes."""
+        done = self.repo.searched(self.run_id, t, phase, method, search)
+        todo = [e for e in examples if self.pk[e.id] not in done]
+        self.progress.stage(label, len(examples), len(examples) - len(todo))
+        if not todo:
+            self.progress.finish_stage()
+            return
+
+        def on_result(result: SearchResult) -> None:
+            self.repo.add_rollouts(
+                self.run_id,
+                t=t,
+                phase=phase,
+                method=method,
+                search=search,
+                example_pk=self.pk[result.example.id],
+                prompt=prompt_text(result.example.prompt),
+                candidates=result.candidates,
+                usage=result.usage.to_dict(),
+            )
+            self.progress.advance(
+                1, tokens=result.usage.completion_tokens, reward=result.best.reward
+            )
+
+        if self.cfg.provider.batch_api and method in ("sample", "best_of_n"):
+            prefetch = getattr(self.provider, "prefetch", None)
+            if prefetch is None:
+                raise ConfigError(f"provider '{self.provider.name}' has no Batch API")
+            await prefetch(sample_requests(todo, params), cancel_check=self.cancel_check)
+        await SEARCHES.get(method)(
+            todo, self.provider, scorer, params, grader=self.grader, on_result=on_result
+        )
+        self.progress.finish_stage()
+
+    async def _grade_missing(self, t: int, phase: str, method: str) -> None:
+        """Grade rows without a reward (sampling does not grade; cbs grades its finals)."""
+        rows = [
+            r
+            for r in self.repo.rollouts(self.run_id, t, phase, method)
+            if r.reward is None and r.grade_error is None
+        ]
+        if not rows:
+            return
+        self.progress.stage(f"t={t} grading", len(rows))
+        for i in range(0, len(rows), GRADE_BATCH):
+            part = rows[i : i + GRADE_BATCH]
+            grades = await self.grader.grade(
+                [r.response for r in part], [self.items[r.example_id] for r in part]
+            )
+            self.repo.set_grades(
+                (r.id, float(g.score), g.error) for r, g in zip(part, grades, strict=True)
+            )
+            self.progress.advance(len(part), reward=metrics.mean([g.score for g in grades]))
+        self.progress.finish_stage()
+
+    # -- set-up and bookkeeping -----------------------------------------------------------------
+    def _load_data(self) -> tuple[list[Example], list[Example]]:
+        run = self.cfg.run
+        train = load_examples(run.data)
+        if run.eval:
+            evals = load_examples(run.eval)
+            check_disjoint(train, evals, run.data, run.eval)
+        else:
+            train, evals = hold_out(train, run.eval_split, run.seed, where=run.data)
+        if run.limit:
+            train = train[: run.limit]
+        return train, evals
+
+    def _open_run(self) -> None:
+        """Create the run, or check that the stored one has the same options and data."""
+        cfg = self.cfg
+        now = [(e.id, "train", e.data) for e in self.train] + [
+            (e.id, "eval", e.data) for e in self.evals
+        ]
+        run = self.repo.get(self.name)
+        if run is None:
+            run = self.repo.create(self.name, cfg.to_dict(), str(self.out_dir), now)
+        else:
+            diff = AlignConfig.from_dict(run.config).differences(cfg)
+            if diff:
+                raise ConfigError(
+                    f"run '{self.name}' already exists with different options ({', '.join(diff)}): "
+                    "choose another --run-name, or --resume it with its own options"
+                )
+            stored = {e.ex_id: e.data for e in self.repo.examples(run.id)}
+            if stored != {ex_id: data for ex_id, _, data in now}:
+                raise InputError(
+                    f"run '{self.name}': the data files changed since the run started "
+                    "(examples differ); start a new run (--run-name)"
+                )
+            if run.out_dir:
+                self.out_dir = Path(run.out_dir)
+        self.run_id = run.id
+        self.repo.set_status(run.id, "running")
+        for e in self.repo.examples(run.id):
+            self.pk[e.ex_id] = e.pk
+            self.items[e.pk] = e.data
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(
+            json.dumps({"run": self.name, **cfg.to_dict()}, indent=2)
+        )
+
+    def _log_start(self) -> None:
+        cfg = self.cfg
+        try:
+            info = self.provider.describe()
+        except Exception as e:  # describe must never stop a run
+            info = {"error": str(e)}
+        self.repo.set_provider_info(self.run_id, _jsonable(info))
+        self.progress.log(
+            f"run [bold]{self.name}[/bold]: {len(self.train)} training / {len(self.evals)} held-out "
+            f"prompts, {cfg.run.iterations} iterations, W={cfg.search.w} K={cfg.search.k} "
+            f"L={cfg.search.l}, model {cfg.provider.model} ({cfg.provider.provider}), "
+            f"store {self.store.display_url}"
+        )
+
+    def _log_iteration(self, t: int, m: dict[str, Any]) -> None:
+        base = self.repo.iteration(self.run_id, BASE_T).metrics
+        self.progress.log(
+            f"t={t}: held-out reward {m['eval_mean_reward']:+.3f} "
+            f"(grader pick {m['eval_grader_reward']:+.3f}; base {base.get('eval_mean_reward', 0):+.3f}, "
+            f"best-of-{base.get('bon_n')} {base.get('bon_mean_reward', 0):+.3f}), "
+            f"win rate vs base {m['win_rate_vs_base']:.2f}"
+        )
+
+    def _finish(self) -> RunResult:
+        iterations = self.repo.iterations(self.run_id)
+        summary = metrics.summary(iterations)
+        self.repo.finish(self.run_id, summary)
+        report = write_report(self.name, self.cfg.to_dict(), iterations, summary, self.out_dir)
+        return RunResult(self.name, self.run_id, self.out_dir, summary, iterations, report)
+
+    def _load_value_model(self, t: int) -> Any:
+        rec = self.repo.value_model(self.run_id, t)
+        if rec is None or not Path(rec.path).is_dir():
+            raise InputError(
+                f"run '{self.name}': iteration {t} is done but its value model is missing"
+                + (f" at {rec.path}" if rec is not None else "")
+            )
+        return self.trainer.load(rec.path)
+
+    def _train_examples(self, t: int) -> list[Example]:
+        if not self.cfg.run.fresh_prompts:
+            return self.train
+        size = math.ceil(len(self.train) / self.cfg.run.iterations)
+        return self.train[(t - 1) * size : t * size] or self.train
+
+    @staticmethod
+    def _rollout_method(t: int) -> str:
+        return "sample" if t == 1 else "cbs"
+
+    def _scorer(self, upto: int) -> CombinedScorer:
+        models = self.value_models[:upto]
+        return CombinedScorer(models, [self.cfg.search.beta] * len(models))
+
+    def _grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
+        out: dict[int, list[Any]] = {}
+        for r in self.repo.rollouts(self.run_id, t, phase, method):
+            out.setdefault(r.example_id, []).append(r)
+        return out
+
+    def _provider_delta(self, before: dict[str, Any]) -> dict[str, Any]:
+        now = self.provider.stats.snapshot()
+        return {
+            "requests": now.get("requests", 0) - before.get("requests", 0),
+            "cache_hits": now.get("cache_hits", 0) - before.get("cache_hits", 0),
+            "cost_usd": round(now.get("cost_usd", 0.0) - before.get("cost_usd", 0.0), 6),
+        }
+
+
+def _reward(row: Any) -> float:
+    return metrics.reward_or_zero(row.reward)
+
+
+def _value_pick_reward(rows: list[Any]) -> float:
+    """The reward of the row cbs answers with by value score alone (no grader)."""
+    return _reward(rows[value_pick([r.response for r in rows], [r.score for r in rows])])
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))

@@ -1,0 +1,209 @@
+"""The aligned policy of a run: CBS over the run's provider, guided by its value models.
+
+    policy = load_run("upbeat-1234abcd")
+    [g.text for g in policy.generate(["Write a line about Mondays."])]
+
+pi_T ∝ pi_base exp(sum_t V_t / beta): decoding is chunk-level beam search scored by
+S = sum_t V_t(x, prefix) / beta_t. The answer is the best complete answer by S (no grader is needed
+at generation time; `final="grader"` uses the run's grader where the prompts carry what it needs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..dataset import Example
+from ..errors import InputError
+from ..graders import Grader, load_grader
+from ..providers import Provider, build_provider
+from ..registry import SEARCHES
+from ..search import CombinedScorer, SearchParams, SearchResult
+from ..store import RunRepository, Store, open_store
+from ..value import ValueModel
+from .config import NOT_RESULTS, AlignConfig
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    score: float | None = None  # S of the answer
+    reward: float | None = None  # grader score, when final="grader"
+    chunks: list[str] = field(default_factory=list)  # the chosen beam's chunks, in order
+    usage: dict[str, Any] = field(default_factory=dict)  # the whole search's cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, result: SearchResult) -> Generation:
+        """The answer of one prompt's search."""
+        best, u = result.best, result.usage
+        return cls(
+            text=best.text,
+            finish_reason=best.finish_reason,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=best.completion_tokens,
+            score=best.score,
+            reward=best.reward,
+            chunks=list(best.chunks or [best.text]),
+            usage=u.to_dict(),
+        )
+
+
+class AlignedPolicy:
+    def __init__(
+        self,
+        name: str,
+        run_id: int,
+        cfg: AlignConfig,
+        store: Store,
+        provider: Provider,
+        value_models: list[Any],
+        betas: list[float],
+        chat: bool = False,
+    ):
+        self.name = name
+        self.run_id = run_id
+        self.cfg = cfg
+        self.store = store
+        self.provider = provider
+        self.value_models = value_models
+        self.betas = betas
+        self.chat = chat  # trained on chat messages: a text prompt is the user's message
+        self._grader: Grader | None = None
+
+    def as_prompt(self, prompt: str | list[dict[str, str]]) -> str | list[dict[str, str]]:
+        """The prompt as the policy was trained to read it: a run trained on chat messages takes
+        a plain-text prompt as one user message (its chat template applied, as in training);
+        a run trained on text prompts continues text as it is."""
+        if self.chat and isinstance(prompt, str):
+            return [{"role": "user", "content": prompt}]
+        return prompt
+
+    def example(self, e: Example) -> Example:
+        """`e` with its prompt as the policy reads it (see as_prompt)."""
+        return Example(id=e.id, prompt=self.as_prompt(e.prompt), data=e.data, line=e.line)
+
+    @property
+    def grader(self) -> Grader:
+        if self._grader is None:
+            self._grader = load_grader(self.cfg.run.grader)
+        return self._grader
+
+    def scorer(self, upto: int | None = None) -> CombinedScorer:
+        n = len(self.value_models) if upto is None else upto
+        return CombinedScorer(self.value_models[:n], self.betas[:n])
+
+    def search_params(
+        self,
+        *,
+        seed: int | None = None,
+        n: int | None = None,
+        final: str = "score",
+        stop: list[str] | None = None,
+        **search: Any,
+    ) -> SearchParams:
+        """Search parameters of the run, with `search` overrides (max_tokens, w, k, l,
+        temperature, top_p) and the sampling seed (default: derived from the run's)."""
+        kw: dict[str, Any] = {"n": n, "final": final, "stop": tuple(stop or ()), **search}
+        if seed is None:
+            return self.cfg.search_params("generate", **kw)
+        return self.cfg.search.params(seed, concurrency=self.cfg.concurrency, **kw)
+
+    async def asearch(
+        self,
+        examples: list[Example],
+        params: SearchParams,
+        method: str = "cbs",
+        upto: int | None = None,
+        on_result: Callable[[SearchResult], Any] | None = None,
+        grader: Grader | None = None,
+    ) -> list[SearchResult]:
+        scorer = self.scorer(upto) if method == "cbs" else None
+        return await SEARCHES.get(method)(
+            examples, self.provider, scorer, params, grader=grader, on_result=on_result
+        )
+
+    async def agenerate(
+        self, prompts: list[str | list[dict[str, str]]], *, final: str = "score", **kw: Any
+    ) -> list[Generation]:
+        """Decode each prompt (text or chat messages) with the aligned policy."""
+        params = self.search_params(final=final, **kw)
+        exs = [
+            Example(
+                id=str(i),
+                prompt=self.as_prompt(p),
+                data={"prompt": p} if isinstance(p, str) else {"messages": p},
+            )
+            for i, p in enumerate(prompts)
+        ]
+        results = await self.asearch(exs, params, grader=self.grader if final == "grader" else None)
+        by_id = {r.example.id: r for r in results}
+        return [Generation.of(by_id[e.id]) for e in exs]
+
+    def generate(self, prompts: list[str | list[dict[str, str]]], **kw: Any) -> list[Generation]:
+        return asyncio.run(self._generate_and_close(prompts, **kw))
+
+    async def _generate_and_close(self, prompts: Any, **kw: Any) -> list[Generation]:
+        try:
+            return await self.agenerate(prompts, **kw)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "run": self.name,
+            "model": self.cfg.provider.model,
+            "provider": self.cfg.provider.provider,
+            "value_models": len(self.value_models),
+            "w": self.cfg.search.w,
+            "k": self.cfg.search.k,
+            "l": self.cfg.search.l,
+        }
+
+
+def load_run(
+    run: str | int, db: str | Store | None = None, upto: int | None = None, **overrides: Any
+) -> AlignedPolicy:
+    """Load a run's aligned policy. `overrides`: options that do not change what the run learned
+    (base_url, concurrency, device, no_cache), e.g. to serve from another machine."""
+    store = db if isinstance(db, Store) else open_store(db)
+    repo = RunRepository(store)
+    row = repo.find(run)
+    d = dict(row.config)
+    for k, v in overrides.items():
+        if v is not None:
+            if k not in NOT_RESULTS:
+                raise InputError(
+                    f"load_run: option {k} cannot be overridden (it changes what the run learned; "
+                    f"these can: {', '.join(sorted(NOT_RESULTS))})"
+                )
+            d[k] = v
+    cfg = AlignConfig.from_dict(d)
+    models = []
+    for r in repo.value_models(row.id, upto):
+        if not Path(r.path).is_dir():
+            raise InputError(f"run '{row.name}': value model V_{r.t} is missing at {r.path}")
+        models.append(
+            ValueModel.load(
+                r.path,
+                device=cfg.provider.device or "auto",
+                precision=cfg.value.value_precision,
+            )
+        )
+    if not models:
+        raise InputError(f"run '{row.name}' has no trained value model yet (status {row.status})")
+    provider = build_provider(cfg.provider, store)
+    betas = [cfg.search.beta] * len(models)
+    chat = repo.trained_on_chat(row.id)
+    return AlignedPolicy(row.name, row.id, cfg, store, provider, models, betas, chat=chat)

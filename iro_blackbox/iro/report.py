@@ -1,0 +1,213 @@
+"""A run's report: metrics.json, PNG plots and a self-contained HTML page showing them.
+
+Plots:
+  reward_by_iteration.png  held-out mean reward of the base policy (t=0) and of pi_t (± stderr),
+                           pi_t with the grader's pick, and the Best-of-N line at equal N
+  reward_vs_tokens.png     held-out reward against generated tokens per prompt: Best-of-n for
+                           n = 1, 2, 4, ... N (from the same samples) versus IRO's pi_t
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    ("t", "t", "{}"),
+    ("policy", "policy", "{}"),
+    ("eval_mean_reward", "reward ± se", "{:+.3f}"),
+    ("eval_gain", "gain vs t-1", "{:+.3f}"),
+    ("eval_grader_reward", "grader pick", "{:+.3f}"),
+    ("eval_answers_per_prompt", "answers", "{:.1f}"),
+    ("win_rate_vs_base", "win rate vs base", "{:.2f}"),
+    ("train_mean_reward", "rollout reward", "{:+.3f}"),
+    ("tokens", "tokens", "{:,.0f}"),
+    ("requests", "requests", "{:,.0f}"),
+    ("cost_usd", "cost $", "{:.4f}"),
+]
+
+# columns shown as "value ± se": the metric holding each one's standard error
+STDERR = {"eval_mean_reward": "eval_reward_stderr", "eval_gain": "eval_gain_stderr"}
+
+
+def table_rows(iterations: list[dict[str, Any]]) -> list[list[str]]:
+    """One row of display strings per iteration (t=0: the base policy)."""
+    out = []
+    for it in iterations:
+        m = dict(it["metrics"] or {})
+        m["t"] = it["t"]
+        m["policy"] = "base" if it["t"] == 0 else f"pi_{it['t']} (IRO)"
+        row = []
+        for key, _, fmt in COLUMNS:
+            v = m.get(key)
+            cell = "" if v is None else fmt.format(v)
+            se = m.get(STDERR[key]) if key in STDERR else None
+            row.append(f"{cell} ± {se:.3f}" if cell and se is not None else cell)
+        out.append(row)
+    return out
+
+
+def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib  # heavy: matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy: matplotlib
+    import matplotlib.ticker  # heavy: matplotlib
+
+    paths = []
+    its = [i for i in iterations if i["metrics"].get("eval_mean_reward") is not None]
+    if not its:
+        return paths
+    base = next((i["metrics"] for i in iterations if i["t"] == 0), {})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ts = [i["t"] for i in its]
+    ax.errorbar(
+        ts,
+        [i["metrics"]["eval_mean_reward"] for i in its],
+        yerr=[i["metrics"].get("eval_reward_stderr") or 0.0 for i in its],
+        fmt="o-",
+        capsize=3,
+        label="IRO pi_t, no grader (t=0: base; ± se)",
+    )
+    gp = [(i["t"], i["metrics"].get("eval_grader_reward")) for i in its if i["t"] > 0]
+    gp = [(t, v) for t, v in gp if v is not None]
+    if gp:
+        ax.plot([t for t, _ in gp], [v for _, v in gp], "s--", label="pi_t + grader pick")
+    if base.get("bon_mean_reward") is not None:
+        ax.axhline(
+            base["bon_mean_reward"], color="gray", ls=":", label=f"Best-of-{base.get('bon_n')}"
+        )
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel("held-out mean reward")
+    ax.set_xticks(ts)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    p = out_dir / "reward_by_iteration.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    paths.append(p)
+
+    curve = base.get("bon_curve") or []
+
+    def points(key: str) -> list[tuple[float, float, int]]:
+        return [
+            (i["metrics"]["eval_tokens_per_prompt"], i["metrics"][key], i["t"])
+            for i in its
+            if i["t"] > 0
+            and i["metrics"].get("eval_tokens_per_prompt")
+            and i["metrics"].get(key) is not None
+        ]
+
+    iro = points("eval_mean_reward")
+    series = [
+        (iro, "D", "C1", 8, "IRO pi_t (value pick, no grader)"),
+        (points("eval_grader_reward"), "s", "C2", 7, "IRO pi_t + grader pick"),
+    ]
+    if curve or iro:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if curve:
+            ax.plot(
+                [c["tokens_per_prompt"] for c in curve],
+                [c["reward"] for c in curve],
+                "o-",
+                color="gray",
+                label="Best-of-n (n = 1, 2, 4, ...)",
+            )
+            for c in curve:
+                ax.annotate(
+                    f"n={c['n']}",
+                    (c["tokens_per_prompt"], c["reward"]),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(3, -9),
+                )
+        for pts, marker, color, size, label in series:
+            if pts:
+                xs, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
+                ax.plot(xs, ys, marker, color=color, ms=size, label=label)
+        for x, y, t in iro:
+            ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("generated tokens per prompt (log)")
+        ax.set_ylabel("held-out mean reward")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "reward_vs_tokens.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def write_report(
+    name: str,
+    config: dict[str, Any],
+    iterations: list[dict[str, Any]],
+    summary: dict[str, Any],
+    out_dir: Path,
+) -> Path:
+    """Write metrics.json, the plots and report.html into out_dir; return the HTML path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(
+        json.dumps(
+            {"run": name, "summary": summary, "iterations": iterations}, indent=2, default=str
+        )
+    )
+    plots = _plots(iterations, summary, out_dir)
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in table_rows(iterations)
+    )
+    imgs = "".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
+        for p in plots
+    )
+    summ = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(_fmt(v))}</li>" for k, v in summary.items()
+    )
+    cfg = html.escape(json.dumps(config, indent=2))
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>iro-bb run {html.escape(name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 960px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th {{ background: #f3f3f3; }}
+figure {{ display: inline-block; margin: 0.5rem; }}
+img {{ max-width: 440px; }}
+pre {{ background: #f7f7f7; padding: 1rem; overflow-x: auto; }}
+</style></head><body>
+<h1>iro-bb run <code>{html.escape(name)}</code></h1>
+<h2>Summary</h2><ul>{summ}</ul>
+<h2>Iterations (held-out prompts)</h2>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>"reward": the policy's own answer, with no grader at decode time: for t = 0 the base policy
+(mean over its N samples), for t &ge; 1 chunk-level beam search guided by V_1..V_t, answer picked
+by the value score (what <code>iro-bb generate</code> and <code>serve</code> return). "grader pick":
+the best of the policy's complete answers by the grader ("answers" per prompt): for t = 0 that is
+Best-of-N over N = W&times;K samples. "± se": the standard error over prompts; "gain vs t-1": the
+change from the previous policy (t = 1: from the base policy's mean), paired by prompt.</p>
+<h2>Plots</h2>{imgs}
+<h2>Configuration</h2><pre>{cfg}</pre>
+</body></html>
+"""
+    p = out_dir / "report.html"
+    p.write_text(page, encoding="utf-8")
+    return p
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

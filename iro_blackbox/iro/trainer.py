@@ -1,0 +1,59 @@
+"""The value trainer the IRO loop uses by default: the value package's backbone + scalar head,
+trained as the run's ValueOptions say (IRO step 3), saved in the run folder.
+
+Any object with the same two methods can stand in (tests inject a recording one):
+
+    trainer.train(rollouts, t=t, warm_start=v_prev, out_dir=path) -> (model, metrics, config)
+    trainer.load(path) -> model
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
+from .config import AlignConfig
+
+
+class ValueTrainer(Protocol):
+    """How the loop trains and loads value models."""
+
+    def train(
+        self, rollouts: Sequence[RolloutData], *, t: int, warm_start: Any, out_dir: Path
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """V_t from (prompt, response, reward, weight) rollouts, saved in out_dir: (model,
+        metrics, the training config as recorded)."""
+        ...
+
+    def load(self, path: str) -> Any: ...
+
+
+class DefaultValueTrainer:
+    """Prefixes cut every L tokens of the value tokenizer; seed = run seed + t."""
+
+    def __init__(self, cfg: AlignConfig, progress: bool = True):
+        self.cfg = cfg
+        self.progress = progress
+
+    def train(
+        self, rollouts: Sequence[RolloutData], *, t: int, warm_start: Any, out_dir: Path
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        tcfg = self.cfg.value.train_config(
+            seed=self.cfg.run.seed + t,
+            chunk_tokens=self.cfg.search.l,
+            device=self.cfg.provider.device,
+        )
+        examples = make_value_examples(rollouts, tcfg)
+        model, metrics = train_value_model(
+            examples, tcfg, warm_start=warm_start, progress=self.progress, out_dir=out_dir
+        )
+        return model, metrics, model.train_config
+
+    def load(self, path: str) -> ValueModel:
+        return ValueModel.load(
+            path,
+            device=self.cfg.provider.device or "auto",
+            precision=self.cfg.value.value_precision,
+        )

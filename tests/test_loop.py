@@ -1,0 +1,232 @@
+"""The IRO loop end to end, fast: a recording fake provider, a grader of the test's own, a tiny
+real value model (1-layer BERT with the MiniLM tokenizer, trained by the real trainer) and a real
+SQLite store. The same loop runs on the real SmolLM2 in test_align.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from _fx_search import FakeProvider, FnGrader
+
+from iro_blackbox.iro.config import AlignConfig
+from iro_blackbox.iro.loop import AlignLoop
+from iro_blackbox.iro.trainer import DefaultValueTrainer
+from iro_blackbox.store import RunRepository, open_store
+
+TRAIN = [f"Say something about day {i}." for i in range(6)]
+EVAL = [f"Say something about night {i}." for i in range(3)]
+
+
+def good_words(sample: str, _item) -> float:
+    words = sample.split()
+    return sum(w in ("good", "happy", "sun") for w in words) - 0.5 * words.count("bad")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("loop-data")
+    train, evals = d / "train.jsonl", d / "eval.jsonl"
+    train.write_text(
+        "".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(TRAIN))
+    )
+    evals.write_text(
+        "".join(json.dumps({"id": f"e{i}", "prompt": p}) + "\n" for i, p in enumerate(EVAL))
+    )
+    return train, evals
+
+
+def config(files, tmp_path, backbone, name="fast") -> AlignConfig:
+    train, evals = files
+    return AlignConfig.from_dict(
+        {
+            "data": str(train),
+            "eval": str(evals),
+            "iterations": 2,
+            "w": 2,
+            "k": 2,
+            "l": 4,
+            "max_tokens": 8,
+            "value_backbone": str(backbone),
+            "value_epochs": 1,
+            "seed": 3,
+            "concurrency": 1,  # 4 prompts searched at once: a search of 6 takes two waves
+            "run_name": name,
+            "out": str(tmp_path / name),
+        }
+    )
+
+
+class RecordingTrainer(DefaultValueTrainer):
+    def __init__(self, cfg):
+        super().__init__(cfg, progress=False)
+        self.trained: list[int] = []
+        self.loaded: list[str] = []
+
+    def train(self, rollouts, *, t, warm_start, out_dir):
+        self.trained.append(t)
+        return super().train(rollouts, t=t, warm_start=warm_start, out_dir=out_dir)
+
+    def load(self, path):
+        self.loaded.append(path)
+        return super().load(path)
+
+
+class FailingProvider(FakeProvider):
+    """The fake provider, failing at its `fail_at`-th extend call (0-based)."""
+
+    def __init__(self, fail_at: int):
+        super().__init__()
+        self.fail_at = fail_at
+
+    async def extend(self, requests):
+        if len(self.calls) == self.fail_at:
+            self.calls.append(list(requests))
+            raise RuntimeError("injected failure in the middle of a search")
+        return await super().extend(requests)
+
+
+def run_loop(cfg, db, provider, trainer=None, on_progress=None):
+    store = open_store(db)
+    try:
+        loop = AlignLoop(
+            cfg,
+            store,
+            provider=provider,
+            grader=FnGrader(good_words),
+            trainer=trainer or RecordingTrainer(cfg),
+            progress=False,
+            on_progress=on_progress,
+        )
+        return asyncio.run(loop.run())
+    finally:
+        store.close()
+
+
+def stored_rollouts(db, name):
+    store = open_store(db)
+    repo = RunRepository(store)
+    run = repo.find(name)
+    rows = []
+    for t, phase, method in [
+        (0, "eval", "best_of_n"),
+        (1, "train", "sample"),
+        (1, "eval", "cbs"),
+        (2, "train", "cbs"),
+        (2, "eval", "cbs"),
+    ]:
+        for r in repo.rollouts(run.id, t, phase, method):
+            rows.append((t, phase, method, r.example_id, r.search, r.idx, r.response, r.reward))
+    store.close()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def reference(files, tmp_path_factory, tiny_bert_dir):
+    """One uninterrupted 2-iteration run, and the provider call count at each stage's start."""
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = config(files, tmp, tiny_bert_dir)
+    provider = FakeProvider()
+    stages: dict[str, int] = {}
+    trainer = RecordingTrainer(cfg)
+    res = run_loop(
+        cfg,
+        str(tmp / "ref.db"),
+        provider,
+        trainer,
+        on_progress=lambda p: stages.setdefault(p["stage"], len(provider.calls)),
+    )
+    return {"res": res, "db": str(tmp / "ref.db"), "provider": provider, "stages": stages,
+            "trainer": trainer}  # fmt: skip
+
+
+def test_two_iterations_store_every_step(reference, tiny_bert_dir):
+    res, db = reference["res"], reference["db"]
+    assert [(i["t"], i["stage"]) for i in res.iterations] == [(0, "done"), (1, "done"), (2, "done")]
+    assert reference["trainer"].trained == [1, 2]
+    rows = stored_rollouts(db, "fast")
+    count = {}
+    for t, phase, method, *_ in rows:
+        count[(t, phase, method)] = count.get((t, phase, method), 0) + 1
+    n = 2 * 2  # W*K
+    assert count[(0, "eval", "best_of_n")] == len(EVAL) * n  # the base policy, N samples
+    assert count[(1, "train", "sample")] == len(TRAIN) * n  # R = W*K samples per prompt
+    # t = 2: ceil(R / W) = 2 guided searches per prompt, each its own `search` index
+    searches = {(ex, s) for t, ph, m, ex, s, *_ in rows if (t, ph) == (2, "train")}
+    assert {s for _, s in searches} == {0, 1} and len(searches) == 2 * len(TRAIN)
+    assert all(r[7] is not None for r in rows)  # every rollout graded
+    store = open_store(db)
+    repo = RunRepository(store)
+    run = repo.find("fast")
+    assert run.status == "done" and run.metrics["iro_mean_reward"] is not None
+    for t in (1, 2):  # the reweight step kept one candidate per prompt
+        kept = [
+            r
+            for r in repo.rollouts(run.id, t, "train", "sample" if t == 1 else "cbs")
+            if r.selected
+        ]
+        assert len({r.example_id for r in kept}) == len(kept) == len(TRAIN)
+        rec = repo.value_model(run.id, t)
+        assert rec is not None and rec.backbone == str(tiny_bert_dir)
+        assert rec.metrics["n_examples"] > 0 and rec.config["model"]["backbone"] == str(
+            tiny_bert_dir
+        )
+    m1 = repo.iteration(run.id, 1).metrics
+    for key in (
+        "eval_mean_reward",
+        "eval_grader_reward",
+        "win_rate_vs_base",
+        "train_mean_reward",
+        "tokens",
+        "value",
+    ):
+        assert m1.get(key) is not None, key
+    assert m1["eval_grader_reward"] >= m1["eval_mean_reward"]  # the grader picks among its answers
+    base = repo.iteration(run.id, 0).metrics
+    assert base["bon_mean_reward"] >= base["eval_mean_reward"] and base["bon_n"] == n
+    store.close()
+    assert (res.out_dir / "report.html").is_file() and (res.out_dir / "value" / "v2").is_dir()
+
+
+def test_rerun_of_a_finished_run_does_nothing(reference, files, tmp_path, tiny_bert_dir):
+    cfg = config(files, tmp_path, tiny_bert_dir)
+    cfg = cfg.replace(out=str(reference["res"].out_dir))
+    provider, trainer = FakeProvider(), RecordingTrainer(cfg)
+    before = stored_rollouts(reference["db"], "fast")
+    res = run_loop(cfg, reference["db"], provider, trainer)
+    assert provider.calls == [] and trainer.trained == []  # value models loaded, not trained
+    assert stored_rollouts(reference["db"], "fast") == before
+    assert res.metrics == reference["res"].metrics
+
+
+def test_resume_after_a_failure_mid_search(reference, files, tmp_path, tiny_bert_dir):
+    """A provider failing in the middle of iteration 2's guided rollouts: the run is 'failed'
+    with everything before stored; re-running it asks the provider only for what is missing,
+    loads V_1 instead of training it again, and ends with exactly the uninterrupted run's rows."""
+    cfg = config(files, tmp_path, tiny_bert_dir)
+    db = str(tmp_path / "resumed.db")
+    start = reference["stages"]["t=2 rollouts: guided search 1/2"]
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_loop(cfg, db, FailingProvider(fail_at=start + 2))
+    store = open_store(db)
+    repo = RunRepository(store)
+    run = repo.find("fast")
+    assert run.status == "failed" and "injected failure" in run.error
+    assert (
+        repo.iteration(run.id, 1).stage == "done" and repo.iteration(run.id, 2).stage == "pending"
+    )
+    done = {(r.example_id, r.search) for r in repo.rollouts(run.id, 2, "train", "cbs")}
+    store.close()
+    # the first guided search finished for some prompts, not all
+    assert 0 < len(done) < len(TRAIN), done
+
+    provider, trainer = FakeProvider(), RecordingTrainer(cfg)
+    res = run_loop(cfg, db, provider, trainer)
+    assert [i["stage"] for i in res.iterations] == ["done", "done", "done"]
+    assert trainer.trained == [2] and len(trainer.loaded) == 1  # V_1 was loaded, V_2 trained
+    assert 0 < len(provider.calls) < len(reference["provider"].calls) - start
+    # no whole-answer sampling again (base evaluation, t = 1 rollouts: n = W*K = 4 per request)
+    assert all(r.n == 2 for call in provider.calls for r in call)
+    assert stored_rollouts(db, "fast") == stored_rollouts(reference["db"], "fast")
+    assert res.metrics == reference["res"].metrics
