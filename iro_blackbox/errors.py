@@ -54,3 +54,10 @@ class GraderError(IroError):
 
 class Cancelled(IroError):
     """Work stopped at a safe point because cancellation was requested."""
+
+
+class BudgetExceeded(IroError):
+    """The next request would spend past a limit the run was given (--max-cost, --max-requests,
+    --max-output-tokens). Raised before the request is sent; everything so far is stored."""
+
+    exit_code = 3

@@ -36,7 +36,11 @@ class FakeOpenAIServer:
 
     Answers POST /v1/completions and /v1/chat/completions with deterministic text: `max_tokens`
     words " tK" derived from the prompt and seed, each with logprob `logprob(word)`, finish_reason "length"
-    (or "stop" after a word when the prompt contains "SHORT"). `fail_next(*faults)` makes the next
+    (or "stop" after a word when the prompt contains "SHORT"). Asked to go on with an answer
+    ending "1, 2, 3, 4," (the probe's counting check), /completions continues " 5, 6, ..."; a chat
+    request with that answer as its last assistant message continues it only when `vllm_like` and
+    `continue_final_message` are set, and otherwise answers it as a new turn ("1, 2, 3, 4, 5, ..."),
+    as llama-cpp-python's server does. `fail_next(*faults)` makes the next
     requests fail in order; a fault is one of:
       ("status", code[, headers[, message]]), ("reset",), ("hang", seconds), ("malformed",).
     With `upstream` set it is instead a transparent counting proxy to that base URL.
@@ -82,8 +86,11 @@ class FakeOpenAIServer:
         n = int(body.get("n") or 1) if self.n_honoured else 1
         choices = []
         ct = 0
+        counting = self._counting(body, chat)
         for i in range(n):
             ws = self.words(prompt, body.get("seed"), body.get("temperature", 1.0), k, i)
+            if counting is not None:
+                ws = counting[:k]
             if short:
                 ws = ws[:1]
             ct += len(ws)
@@ -105,6 +112,20 @@ class FakeOpenAIServer:
             c["finish_reason"] = finish
             choices.append(c)
         return choices, len(prompt.split()), ct
+
+    def _counting(self, body: dict[str, Any], chat: bool) -> list[str] | None:
+        """The probe's counting question: continued, restarted, or not asked."""
+        go_on = [f" {i}," for i in range(5, 30)]
+        if not chat:
+            prompt = body.get("prompt", "")
+            return go_on if isinstance(prompt, str) and prompt.endswith("1, 2, 3, 4,") else None
+        msgs = body.get("messages") or []
+        last = msgs[-1] if msgs else {}
+        if last.get("role") != "assistant" or last.get("content") != "1, 2, 3, 4,":
+            return None
+        if self.vllm_like and body.get("continue_final_message"):
+            return go_on
+        return [f"{i}," if i == 1 else f" {i}," for i in range(1, 30)]  # a new turn
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.inflight += 1

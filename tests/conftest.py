@@ -23,6 +23,7 @@ torch.set_num_threads(1)
 
 from _fx_api import *  # noqa: E402,F401,F403
 from _fx_core import *  # noqa: E402,F401,F403
+from _fx_dialects import *  # noqa: E402,F401,F403
 from _fx_graders import *  # noqa: E402,F401,F403
 from _fx_hf import *  # noqa: E402,F401,F403
 from _fx_jobs import *  # noqa: E402,F401,F403

@@ -27,6 +27,17 @@ def generation_calls(proxy) -> list:
     return [r for r in proxy.received if r.path.endswith("/completions")]
 
 
+def probed(proxy, db, **opts) -> None:
+    """Probe the endpoint into the store first (its tiny requests are sent once per endpoint and
+    then reused), so the proxy counts only the run's own requests."""
+    from iro_blackbox.providers.openai import probe_endpoint
+    from iro_blackbox.store import open_store
+
+    probe_endpoint(proxy.base_url, opts["model"], tokenizer=opts.get("tokenizer"),
+                   store=open_store(db))  # fmt: skip
+    proxy.received.clear()
+
+
 @pytest.fixture
 def data(tmp_path):
     train = tmp_path / "train.jsonl"
@@ -65,6 +76,7 @@ def test_align_through_openai_provider_replays_from_cache(llama_proxy, data, tmp
     train, evals = data
     db = str(tmp_path / "api.db")
     opts = api_options(proxy.base_url)
+    probed(proxy, db, **opts)
     res = align(
         train,
         eval=str(evals),

@@ -110,7 +110,7 @@ def test_newer_database_is_one_line(tmp_path):
 
 
 ISSUE_USAGE_ERRORS = [
-    (["probe"], "iro-bb [OPTIONS] COMMAND", "No such command 'probe'"),
+    (["frobnicate"], "iro-bb [OPTIONS] COMMAND", "No such command 'frobnicate'"),
     (["align", "--nope", "x"], "iro-bb align [OPTIONS]", "No such option: --nope"),
     (["align", "--w", "abc"], "iro-bb align [OPTIONS]", "Invalid value for '--w'"),
     (["generate"], "iro-bb generate [OPTIONS]", "Missing argument"),

@@ -37,8 +37,8 @@ def test_v1_store_migrates_to_the_current_schema(v1_db):
     before = _sql(v1_db, "SELECT t, phase, method, example_id, idx, response, reward FROM rollouts")
     assert _sql(v1_db, "SELECT value FROM iro_meta WHERE key = 'schema_version'") == [("1",)]
     store = open_store(v1_db)
-    assert store.schema_version() == SCHEMA_VERSION == 2
-    assert _sql(v1_db, "SELECT version FROM iro_migrations ORDER BY version") == [(1,), (2,)]
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert _sql(v1_db, "SELECT version FROM iro_migrations ORDER BY version") == [(1,), (2,), (3,)]
 
     # method names say which search ran; the idx offset became the `search` column
     after = _sql(
@@ -76,6 +76,7 @@ def test_v1_store_migrates_to_the_current_schema(v1_db):
 
     # the run reads as a run of today: its config, iterations, value models, jobs
     cfg = AlignConfig.from_dict(run.config)
+    assert run.spent == {}  # schema 3: nothing recorded as paid before budgets existed
     assert cfg.run.iterations == 2 and cfg.search.w == 2
     assert [i["stage"] for i in repo.iterations(run.id)] == ["done", "done", "done"]
     assert [r.t for r in repo.value_models(run.id)] == [1, 2]
@@ -99,7 +100,7 @@ def test_v1_store_migrates_to_the_current_schema(v1_db):
         )
     store.close()
     reopened = open_store(v1_db)  # migrating again is a no-op
-    assert reopened.schema_version() == 2
+    assert reopened.schema_version() == 3
     reopened.close()
 
 

@@ -301,7 +301,18 @@ def test_probe_detects_capabilities_and_is_cached_in_the_store(store):
         caps = call(p, lambda q: q.probe())
         assert caps["completions"] and caps["chat"] and caps["completions_logprobs"]
         assert caps["completions_n"] is False and caps["chat_n"] is False
-        assert caps["chat_continue"] is False and caps["echo_score"] is False
+        assert caps["echo_score"] is False and caps["seed"] is True
+        # verified, not trusted: /completions goes on counting; a trailing assistant message is
+        # answered as a new turn, whatever the dialect's flag (the fake ignores them)
+        modes = caps["modes"]
+        assert modes["completions"]["works"] and "5," in modes["completions"]["evidence"]
+        for m in ("chat-continue", "chat-prefix", "chat-partial", "chat-prefill"):
+            assert modes[m]["works"] is False and "restarted" in modes[m]["evidence"], m
+        assert (
+            modes["token-ids"]["works"] is False
+            and "tokenizes locally" in modes["token-ids"]["evidence"]
+        )
+        assert caps["choice"] == "completions"
         assert p.describe()["capabilities"] == caps
         probes = srv.count()
         p2, _ = make(srv, store=store, mode="auto")
@@ -317,7 +328,8 @@ def test_vllm_like_server_chat_continue_and_echo_score(store):
     try:
         p, _ = make(srv, store=store, mode="auto")
         caps = asyncio.run(p.probe())
-        assert caps["chat_continue"] is True and caps["echo_score"] is True
+        assert caps["modes"]["chat-continue"]["works"] is True and caps["echo_score"] is True
+        assert caps["modes"]["chat-prefill"]["works"] is False  # the flag is what continues
         assert caps["completions_n"] is True
         # a chat prompt with no local chat template: continued through chat completions
         msgs = [{"role": "user", "content": "Name a colour."}]
@@ -376,7 +388,7 @@ def test_openai_reasoning_models_get_max_completion_tokens(fake_api):
 
 def test_chat_prompt_to_completions_without_template_is_clear(fake_api):
     p, _ = make(fake_api)
-    with pytest.raises(PermanentError, match="pass tokenizer="):
+    with pytest.raises(PermanentError, match="pass --tokenizer"):
         run(p, [Extend([{"role": "user", "content": "hi"}], max_tokens=3)])
     assert fake_api.count() == 0
 

@@ -101,7 +101,7 @@ def test_repeat_run_replays_from_cache_with_zero_requests(llama_proxy, store, tm
     caps = first.describe()["capabilities"]
     # what the probe found out about llama-cpp-python
     assert caps["completions"] and caps["chat"] and caps["completions_logprobs"]
-    assert caps["completions_n"] is False and caps["chat_continue"] is False
+    assert caps["completions_n"] is False and caps["modes"]["chat-continue"]["works"] is False
     assert caps["echo_score"] is False  # its echo logprobs are shifted: score() is refused
     sent = llama_proxy.count()
     assert sent == first.stats.requests and first.stats.completion_tokens > 0

@@ -108,7 +108,7 @@ def test_builtins_are_entry_points():
         "multi",
         "sentiment",
     } <= set(GRADERS.names())
-    assert SEARCHES.names() == ["best_of_n", "cbs", "sample"]
+    assert SEARCHES.names() == ["best_of_n", "cbs", "rerank", "sample"]
     assert JOB_KINDS.get("align").name == "align" and JOB_KINDS.get("generate").name == "generate"
     with pytest.raises(ConfigError, match="unknown provider 'nope': choose one of .*hf.*openai"):
         PROVIDERS.get("nope")

@@ -83,9 +83,9 @@ def test_params_defaults_and_round_trip():
 
 
 def test_registry():
-    assert SEARCHES.names() == ["best_of_n", "cbs", "sample"]
+    assert SEARCHES.names() == ["best_of_n", "cbs", "rerank", "sample"]
     assert SEARCHES.get("cbs") is cbs and SEARCHES.get("best_of_n") is best_of_n
-    with pytest.raises(ConfigError, match="unknown search 'beam'.*best_of_n, cbs, sample"):
+    with pytest.raises(ConfigError, match="unknown search 'beam'.*best_of_n, cbs, rerank, sample"):
         SEARCHES.get("beam")
 
 

@@ -24,7 +24,7 @@ from rich.markup import escape  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import IroError  # noqa: E402
-from . import align, cache, data, evaluate, generate, jobs, runs, serve  # noqa: E402
+from . import align, cache, data, evaluate, generate, jobs, probe, runs, serve  # noqa: E402
 from .common import err_console  # noqa: E402
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -72,6 +72,7 @@ app.command("align")(align.align_cmd)
 app.command("generate")(generate.generate_cmd)
 app.command("eval")(evaluate.eval_cmd)
 app.command("serve")(serve.serve_cmd)
+app.command("probe")(probe.probe_cmd)
 app.command("worker")(jobs.worker_cmd)
 
 

@@ -57,3 +57,33 @@ FinalOption = Annotated[
     str,
     typer.Option(help="Pick the answer among the W beams by: score (value models) or grader."),
 ]
+
+
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop before this command spends more than this many USD at the API provider "
+        "(checked before each request).",
+        show_default=False,
+    ),
+]
+MaxRequestsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop before this command sends more than this many API requests.", show_default=False
+    ),
+]
+MaxOutputTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop before this command generates more than this many output tokens.",
+        show_default=False,
+    ),
+]
+
+
+def budget_of(max_cost: float | None, max_requests: int | None, max_output_tokens: int | None):
+    """The Budget the three options give (validated: one clear line for a bad value)."""
+    from ..providers.budget import Budget
+
+    return Budget(max_cost, max_requests, max_output_tokens)

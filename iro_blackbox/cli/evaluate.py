@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .common import DbOption, console
+from .common import (
+    DbOption,
+    MaxCostOption,
+    MaxOutputTokensOption,
+    MaxRequestsOption,
+    budget_of,
+    console,
+)
 
 
 def eval_cmd(
@@ -29,6 +36,9 @@ def eval_cmd(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars; print JSON only.")
     ] = False,
+    max_cost: MaxCostOption = None,
+    max_requests: MaxRequestsOption = None,
+    max_output_tokens: MaxOutputTokensOption = None,
 ) -> None:
     """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
     from ..iro.evaluate import evaluate, write_json  # heavy: torch
@@ -40,6 +50,7 @@ def eval_cmd(
         db=db,
         progress=not quiet,
         limit=limit,
+        budget=budget_of(max_cost, max_requests, max_output_tokens),
     )
     if json_out:
         write_json(res, json_out)

@@ -12,12 +12,16 @@ from .common import (
     FinalOption,
     KOption,
     LOption,
+    MaxCostOption,
+    MaxOutputTokensOption,
+    MaxRequestsOption,
     MaxTokensOption,
     OutputOption,
     PromptsArg,
     RunOption,
     SeedOption,
     WOption,
+    budget_of,
     console,
 )
 
@@ -34,6 +38,9 @@ def generate_cmd(
     final: FinalOption = "score",
     db: DbOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    max_cost: MaxCostOption = None,
+    max_requests: MaxRequestsOption = None,
+    max_output_tokens: MaxOutputTokensOption = None,
 ) -> None:
     """Answer every prompt with the run's aligned policy. Resumable: re-run to continue."""
     from ..iro.generate import generate_file  # heavy: torch
@@ -45,7 +52,12 @@ def generate_cmd(
         for k_, v in {"max_tokens": max_tokens, "w": w, "k": k, "l": l, "seed": seed}.items()
         if v is not None
     }
-    res = generate_file(run, prompts, output, db=db, progress=not quiet, final=final, **search)
+    budget = budget_of(max_cost, max_requests, max_output_tokens)
+    res = generate_file(
+        run, prompts, output, db=db, progress=not quiet, final=final, budget=budget, **search
+    )
     console.print(
         f"{res['prompts']} answers ({res['generated']} new, {res['reused']} from the store) -> {res['output']}"
     )
+    if res["spent"].get("requests"):
+        console.print(f"API requests {res['spent']['requests']:,}, ${res['spent']['cost_usd']:.4f}")

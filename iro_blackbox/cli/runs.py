@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..iro import runs as iro_runs
 from ..iro.report import COLUMNS, table_rows
+from ..providers.budget import spent_line
 from .common import DbOption, console
 
 app = typer.Typer(help="List and inspect alignment runs.", no_args_is_help=True)
@@ -22,6 +24,21 @@ def print_iterations(iterations: list[dict], title: str = "iterations (held-out 
     for row in table_rows(iterations):
         t.add_row(*row)
     console.print(t)
+
+
+def print_estimate(est, spent: dict | None = None) -> None:
+    """The table of a run's plan: requests, tokens and dollars per stage (align --dry-run)."""
+    t = Table(title="estimate (upper bounds: answers that end early cost less)")
+    for col in ("stage", "prompts", "requests", "input tokens", "output tokens", "cost"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for row in est.rows():
+        t.add_row(*row)
+    console.print(t)
+    n = {True: "the server honours n", False: "the server ignores n (one request per sample)",
+         None: "not probed yet: counted as if the server honours n"}[est.n_honoured]  # fmt: skip
+    console.print(f"{n}; prices: {est.prices_source}")
+    if spent and spent.get("requests"):
+        console.print(f"already paid by this run: {spent_line(spent)}")
 
 
 @app.command("list")
@@ -59,3 +76,7 @@ def show(
         cfg.add_row(k, str(v))
     console.print(cfg)
     print_iterations(info["iterations"])
+    if info["spent"].get("requests"):
+        console.print(f"paid to the provider (every attempt): {spent_line(info['spent'])}")
+    if info["error"] and info["status"] != "done":
+        console.print(f"{info['status']}: {escape(info['error'])}", highlight=False)

@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from .common import DbOption, err_console
+from .common import (
+    DbOption,
+    MaxCostOption,
+    MaxOutputTokensOption,
+    MaxRequestsOption,
+    budget_of,
+    err_console,
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -76,6 +83,9 @@ def serve_cmd(
         str | None, typer.Option(help="hf-provider runs and value models: cpu, cuda or auto.")
     ] = None,
     db: DbOption = None,
+    max_cost: MaxCostOption = None,
+    max_requests: MaxRequestsOption = None,
+    max_output_tokens: MaxOutputTokensOption = None,
 ) -> None:
     """Serve a run's aligned policy (CBS guided by its value models) as /v1/completions and
     /v1/chat/completions (streaming too) and /v1/models, until Ctrl-C."""
@@ -91,6 +101,7 @@ def serve_cmd(
     ):
         if value < 1:
             raise ConfigError(f"--{name} must be >= 1, got {value}")
+    budget_of(max_cost, max_requests, max_output_tokens)  # a bad limit: one line, nothing loaded
     if batch_window_ms < 0:
         raise ConfigError(f"--batch-window-ms must be >= 0, got {batch_window_ms}")
     if not _is_loopback(host) and not api_key:
@@ -115,4 +126,5 @@ def serve_cmd(
         print_fn=lambda msg: err_console.print(msg, highlight=False),
         base_url=base_url,
         device=device,
+        budget=budget_of(max_cost, max_requests, max_output_tokens),
     )

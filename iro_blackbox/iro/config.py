@@ -28,11 +28,27 @@ from ..utils import derive_seed, option, stable_hash
 from ..value.config import PRECISIONS, TUNINGS, ValueConfig, ValueTrainConfig
 
 REWEIGHTS = ("best", "resample")
+POLICIES = ("cbs", "rerank")
 VALUE_DATA = ("all", "selected")
 
 # Options that do not change what a run computes: they may differ when a run is resumed or its
 # policy is loaded elsewhere, and they are not part of the run's identity (its default name).
-NOT_RESULTS = frozenset({"run_name", "out", "no_cache", "concurrency", "device", "base_url"})
+NOT_RESULTS = frozenset(
+    {
+        "run_name",
+        "out",
+        "no_cache",
+        "concurrency",
+        "device",
+        "base_url",
+        "reprobe",
+        "price_input",
+        "price_output",
+        "max_cost",
+        "max_requests",
+        "max_output_tokens",
+    }
+)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -112,6 +128,12 @@ class SearchOptions:
     selection: str = option(
         "Beam selection: diverse (published) | topw | softmax.", default="diverse"
     )
+    policy: str = option(
+        "pi_t: cbs (chunk-level beam search guided by the value models; the endpoint must "
+        "continue partial answers) | rerank (N = W*K whole answers, the best by the value "
+        "models: value-reranked sampling, for endpoints that only give whole answers).",
+        default="cbs",
+    )
 
     def __post_init__(self) -> None:
         for name in ("w", "k", "l", "max_tokens"):
@@ -119,6 +141,7 @@ class SearchOptions:
         if not self.beta > 0:
             raise ConfigError(f"beta must be > 0, got {self.beta!r}")
         _choice("selection", self.selection, SELECTIONS)
+        _choice("policy", self.policy, POLICIES)
         if self.max_tokens < self.l:
             raise ConfigError(
                 f"max_tokens ({self.max_tokens}) must be >= the chunk length l ({self.l})"

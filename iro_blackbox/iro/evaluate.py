@@ -4,8 +4,10 @@ Methods:
   base  the base policy: mean reward over N samples per prompt (its first sample is the reference
         for win rates)
   bon   Best-of-N by the grader over those N samples
-  cbs   chunk-level beam search guided by V_1 alone (CBS with a single value model)
-  iro   chunk-level beam search guided by V_1..V_T (the aligned policy)
+  cbs   the run's policy guided by V_1 alone (CBS with a single value model)
+  iro   the run's policy guided by V_1..V_T (the aligned policy)
+The run's policy is chunk-level beam search, or for a run with --policy rerank N = W*K whole
+answers reranked by the value models (value-reranked sampling).
 cbs and iro answer by value score alone (no grader at decode time: what `iro-bb generate` returns);
 "grader pick" is the best of their complete answers (about W*K) by the grader, as Best-of-N
 picks the best of its N. Figures are computed as align computes them (metrics.py).
@@ -22,6 +24,7 @@ from typing import Any
 from ..dataset import load_examples
 from ..errors import ConfigError
 from ..progress import RunProgress
+from ..providers.budget import Budget
 from ..search import value_pick
 from ..store import Store
 from . import metrics
@@ -38,20 +41,28 @@ def evaluate(
     db: str | Store | None = None,
     progress: bool = True,
     limit: int | None = None,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
+    """Every method on `data` at equal compute. `budget`: limits on this call's API spending."""
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
     examples = load_examples(data)
     if limit:
         examples = examples[:limit]
-    return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data)))
+    return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data), budget))
 
 
 async def _evaluate(
-    run: Any, examples: list, methods: list[str], db: Any, progress: bool, data_name: str
+    run: Any,
+    examples: list,
+    methods: list[str],
+    db: Any,
+    progress: bool,
+    data_name: str,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
-    policy = load_run(run, db=db)
+    policy = load_run(run, db=db, budget=budget)
     grader = policy.grader
     cfg = policy.cfg
     N = cfg.search.n
@@ -98,12 +109,11 @@ async def _evaluate(
                 if method not in methods:
                     continue
                 k = len(policy.value_models) if upto is None else upto
-                prog.stage(f"{method}: guided search with V_1..V_{k}", len(examples))
+                prog.stage(f"{method}: {cfg.search.policy} with V_1..V_{k}", len(examples))
                 t0 = time.monotonic()
                 res = await policy.asearch(
                     examples,
                     policy.search_params(final="grader"),
-                    method="cbs",
                     upto=upto,
                     grader=grader,
                     on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
@@ -134,6 +144,7 @@ async def _evaluate(
                     "value_models": k,
                 }
     finally:
+        spent = policy.provider.stats.snapshot()
         await policy.aclose()
     return {
         "run": policy.name,
@@ -144,7 +155,9 @@ async def _evaluate(
         "k": cfg.search.k,
         "l": cfg.search.l,
         "max_tokens": cfg.search.max_tokens,
+        "policy": cfg.search.policy,
         "methods": rows,
+        "spent": {k: spent.get(k, 0) for k in ("requests", "cache_hits", "cost_usd")},
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..dataset import iter_examples
 from ..progress import RunProgress
+from ..providers.budget import Budget
 from ..search import SearchResult
 from ..store import RunRepository, Store
 from ..utils import stable_hash
@@ -32,10 +33,12 @@ def generate_file(
     cancel_check: Callable[[], bool] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     final: str = "score",
+    budget: Budget | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     """Decode every prompt of `input_path` with the run's policy; write JSONL to `output_path`.
-    `search`: max_tokens, w, k, l, seed overrides."""
+    `search`: max_tokens, w, k, l, seed overrides. `budget`: limits on this call's API spending
+    (BudgetExceeded stops it with every finished answer stored; re-run to continue)."""
     return asyncio.run(
         _generate_file(
             run,
@@ -46,6 +49,7 @@ def generate_file(
             cancel_check=cancel_check,
             on_progress=on_progress,
             final=final,
+            budget=budget,
             **search,
         )
     )
@@ -66,10 +70,11 @@ async def _generate_file(
     cancel_check: Any,
     on_progress: Any,
     final: str,
+    budget: Budget | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     examples = list(iter_examples(input_path))  # validates the whole file before any work
-    policy = load_run(run, db=db)
+    policy = load_run(run, db=db, budget=budget)
     repo = RunRepository(policy.store)
     batch = batch_key(input_path, search, final)
     have = repo.generations(policy.run_id, batch)
@@ -108,6 +113,7 @@ async def _generate_file(
                 )
             prog.finish_stage()
     finally:
+        spent = policy.provider.stats.snapshot()
         await policy.aclose()
     answers = repo.generations(policy.run_id, batch)
     out = Path(output_path)
@@ -133,4 +139,5 @@ async def _generate_file(
         "generated": len(todo),
         "reused": len(examples) - len(todo),
         "output": str(out),
+        "spent": spent,
     }

@@ -31,16 +31,26 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset import Example, check_disjoint, hold_out, load_examples, prompt_text
-from ..errors import Cancelled, ConfigError, InputError
+from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError
 from ..graders import CachedGrader, Grader, load_grader
 from ..progress import RunProgress
 from ..providers import Provider, build_provider
+from ..providers.budget import (
+    Budget,
+    BudgetGuard,
+    MemoryLedger,
+    costs_something,
+    guard_provider,
+    require_prices,
+    spent_line,
+)
 from ..registry import SEARCHES
 from ..search import CombinedScorer, SearchParams, SearchResult, sample_requests, value_pick
 from ..store import RunRepository, Store, default_home, open_store
 from ..value import RolloutData
 from . import metrics
 from .config import NOT_RESULTS, AlignConfig
+from .estimate import Estimate, estimate
 from .report import write_report
 from .reweight import reweight
 from .trainer import DefaultValueTrainer, ValueTrainer
@@ -51,7 +61,8 @@ GRADE_BATCH = 64  # rollouts graded per grader call (and per store write)
 
 @dataclass
 class RunResult:
-    """What align() returns: where the run lives and its per-iteration metrics."""
+    """What align() returns: where the run lives and its per-iteration metrics (a dry run:
+    only the estimate, id 0)."""
 
     name: str
     id: int
@@ -59,6 +70,8 @@ class RunResult:
     metrics: dict[str, Any]
     iterations: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
+    estimate: Estimate | None = None
+    spent: dict[str, Any] = field(default_factory=dict)
 
 
 def align(data: str | Path | None = None, **kw: Any) -> RunResult:
@@ -75,6 +88,7 @@ async def align_async(
     cancel_check: Callable[[], bool] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     resume: str | None = None,
+    dry_run: bool = False,
     **options: Any,
 ) -> RunResult:
     store = db if isinstance(db, Store) else open_store(db)
@@ -85,7 +99,12 @@ async def align_async(
             raise InputError("align: a data file is required (or resume=RUN)")
         cfg = AlignConfig.from_dict({**options, "data": str(data)})
     loop = AlignLoop(
-        cfg, store, progress=progress, cancel_check=cancel_check, on_progress=on_progress
+        cfg,
+        store,
+        progress=progress,
+        cancel_check=cancel_check,
+        on_progress=on_progress,
+        dry_run=dry_run,
     )
     return await loop.run()
 
@@ -122,8 +141,10 @@ class AlignLoop:
         progress: bool = True,
         cancel_check: Callable[[], bool] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        dry_run: bool = False,
     ):
         self.cfg = cfg
+        self.dry_run = dry_run
         self.store = store
         self.repo = RunRepository(store)
         self.provider = provider
@@ -139,6 +160,7 @@ class AlignLoop:
         self.pk: dict[str, int] = {}  # example id -> its row id in the store
         self.items: dict[int, dict[str, Any]] = {}  # example row id -> its record (for graders)
         self.value_models: list[Any] = []  # V_1 .. V_t, in order
+        self.estimate: Estimate | None = None  # what the run expects to ask its provider for
 
     # -- the run --------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -148,8 +170,22 @@ class AlignLoop:
         if check_items is not None:  # every field the grader reads, before any work
             check_items([e.data for e in self.train + self.evals])
         self.grader = CachedGrader(grader, self.store)
-        self._open_run()
+        if self.dry_run:
+            return await self._dry_run()
         self.provider = self.provider or build_provider(self.cfg.provider, self.store)
+        try:
+            budget = self._check_costs()  # before the run exists: bad prices or budgets
+        except BaseException:
+            if self._own_provider:
+                await self.provider.aclose()
+            raise
+        self._open_run()
+        if budget is not None:
+            self.provider.budget = BudgetGuard(  # type: ignore[union-attr]
+                budget,
+                _RunLedger(self.repo, self.run_id),
+                self.provider.prices,  # type: ignore[union-attr]
+            )
         try:
             with RunProgress(
                 self.show_progress,
@@ -158,18 +194,147 @@ class AlignLoop:
                 cancel_check=self.cancel_check,
             ) as self.progress:
                 self._log_start()
+                await self._prepare_provider()
                 await self.evaluate_base()
                 for t in range(1, self.cfg.run.iterations + 1):
                     await self.iterate(t)
             return self._finish()
         except BaseException as e:
             status = "cancelled" if isinstance(e, Cancelled) else "failed"
+            if isinstance(e, BudgetExceeded):
+                status = "stopped"
             self.repo.set_status(self.run_id, status, str(e)[:2000] or type(e).__name__)
             raise
+        finally:
+            if self._own_provider and self.provider is not None:
+                await self.provider.aclose()
+            await self.grader.aclose()
+
+    # -- before any paid request: prices, budget, the plan, the API mode ------------------------
+    def _check_costs(self) -> Budget | None:
+        """Prices known and the budget not used up (a resumed run counts what it spent): the
+        budget API providers check every request against, or None for a provider with no cost."""
+        p = self.provider
+        opts = self.cfg.provider
+        budget = Budget(opts.max_cost, opts.max_requests, opts.max_output_tokens)
+        if not costs_something(p):
+            guard_provider(p, budget, what=f"provider '{opts.provider}'")  # refuses a budget
+            return None
+        require_prices(p)
+        run = self.repo.get(self.name)
+        BudgetGuard(
+            budget, MemoryLedger(dict(run.spent or {}) if run else {}), p.prices
+        ).check_start()
+        return budget
+
+    async def _prepare_provider(self) -> None:
+        """The estimate, and (API providers) the continuation mode: whatever can refuse a run
+        does so before its first paid request (only the tiny probe requests, if the endpoint
+        was never probed, come before)."""
+        p = self.provider
+        prepare = getattr(p, "prepare", None)
+        probed = prepare is None or p.stored_probe() is not None
+        if probed:  # nothing to ask the endpoint first: the estimate comes before any request
+            self._show_estimate(self._estimate())
+        else:
+            self.progress.log(f"probing {p.base_url} first: a dozen tiny requests, stored")
+        if prepare is not None:
+            line = await prepare(
+                needs_continuation=self.cfg.search.policy == "cbs",
+                chat_prompts=any(e.is_chat for e in self.train + self.evals),
+            )
+            self.progress.log(line)
+        if not probed:  # now knowing whether the endpoint honours n
+            self._show_estimate(self._estimate())
+        spent = self.repo.spent(self.run_id)
+        if spent.get("requests"):
+            self.progress.log(f"spent before this attempt: {spent_line(spent)}")
+
+    def _estimate(self) -> Estimate:
+        p = self.provider
+        prices = getattr(p, "prices", None)
+        stored = p.stored_probe() if hasattr(p, "stored_probe") else None
+        n_honoured = (stored or {}).get("n") if prices is not None else True
+        exists = self.run_id != 0
+
+        def remaining(t: int, phase: str, method: str, search: int, exs: list[Example]):
+            if not exists:
+                return exs
+            done = self.repo.searched(self.run_id, t, phase, method, search)
+            return [e for e in exs if self.pk[e.id] not in done]
+
+        return estimate(
+            self.cfg,
+            self.train,
+            self.evals,
+            count=self._prompt_tokens,
+            cost=prices.cost if prices is not None else (lambda _i, _o: 0.0),
+            n_honoured=n_honoured,
+            probe_needed=prices is not None and stored is None,
+            remaining=remaining,
+            train_examples=self._train_examples,
+            policy=self.cfg.search.policy,
+            prices_source=getattr(prices, "source", "local"),
+        )
+
+    def _prompt_tokens(self, prompt: Any) -> int:
+        """Input tokens of a prompt (the chat template included where a tokenizer is known)."""
+        count = getattr(self.provider, "count_prompt", None)
+        if count is not None:
+            return count(prompt)
+        text = prompt if isinstance(prompt, str) else json.dumps(prompt)
+        return len(text) // 4 + 1
+
+    def _show_estimate(self, est: Estimate) -> None:
+        t = est.total
+        n = {True: "the server honours n", False: "the server ignores n: one request per sample",
+             None: "not probed yet: counted as if the server ignores n, an upper bound"}[est.n_honoured]  # fmt: skip
+        self.progress.log(
+            f"estimate before the run's first request ({n}; prices: {est.prices_source}): "
+            f"{t.requests:,} requests, {t.input_tokens:,} input and at most {t.output_tokens:,} "
+            f"output tokens, ${t.cost_usd:.4f}"
+        )
+        for row in est.rows()[:-1]:
+            self.progress.log(f"  {row[0]}: {row[2]} requests, {row[3]} in, {row[4]} out, {row[5]}")
+        self.estimate = est
+        b = self.cfg.provider
+        spent = self.repo.spent(self.run_id) if self.run_id else {}
+        over = [
+            f"{flag} {limit:g}"
+            for flag, limit, need in (
+                ("--max-cost", b.max_cost, t.cost_usd + float(spent.get("cost_usd", 0))),
+                ("--max-requests", b.max_requests, t.requests + int(spent.get("requests", 0))),
+                (
+                    "--max-output-tokens",
+                    b.max_output_tokens,
+                    t.output_tokens + int(spent.get("output_tokens", 0)),
+                ),
+            )  # fmt: skip
+            if limit is not None and need > limit
+        ]
+        if over:
+            self.progress.log(
+                f"the estimate is above {', '.join(over)}: the run may stop at that limit "
+                "(everything stored; re-run with a higher one to continue)"
+            )
+
+    async def _dry_run(self) -> RunResult:
+        """The estimate only: no run is created and no request sent."""
+        run = self.repo.get(self.name)
+        if run is not None:
+            self.run_id = run.id
+            self.pk = {e.ex_id: e.pk for e in self.repo.examples(run.id)}
+        self.provider = self.provider or build_provider(self.cfg.provider, self.store)
+        try:
+            with RunProgress(self.show_progress, provider=self.provider) as self.progress:
+                est = self._estimate()
+                self._show_estimate(est)
         finally:
             if self._own_provider:
                 await self.provider.aclose()
             await self.grader.aclose()
+        spent = self.repo.spent(run.id) if run is not None else {}
+        return RunResult(self.name, 0, self.out_dir, {}, [], None, est, spent)
 
     async def iterate(self, t: int) -> None:
         """Iteration t: the four IRO steps, each recorded when it is done."""
@@ -224,11 +389,12 @@ class AlignLoop:
             await self._search("sample", exs, params, None, t, "train", label=label)
             return
         runs = math.ceil(self.cfg.n_guided_rollouts / self.cfg.search.w)
+        policy = self.cfg.search.policy
         for r in range(runs):
             params = self.cfg.search_params(("train", t, r), final="score")
             label = f"t={t} rollouts: guided search {r + 1}/{runs}"
             await self._search(
-                "cbs", exs, params, self._scorer(t - 1), t, "train", search=r, label=label
+                policy, exs, params, self._scorer(t - 1), t, "train", search=r, label=label
             )
 
     # -- step 2: reweight -----------------------------------------------------------------------
@@ -296,10 +462,11 @@ class AlignLoop:
     # -- step 4: evaluate -----------------------------------------------------------------------
     async def evaluate(self, t: int) -> dict[str, Any]:
         """pi_t on the held-out prompts (see metrics.policy_metrics)."""
+        policy = self.cfg.search.policy
         params = self.cfg.search_params(("eval", t), final="grader")
-        label = f"t={t} evaluate pi_{t} (guided search)"
-        await self._search("cbs", self.evals, params, self._scorer(t), t, "eval", label=label)
-        by_ex = self._grouped(t, "eval", "cbs")
+        label = f"t={t} evaluate pi_{t} ({'guided search' if policy == 'cbs' else policy})"
+        await self._search(policy, self.evals, params, self._scorer(t), t, "eval", label=label)
+        by_ex = self._grouped(t, "eval", policy)
         base = self._grouped(BASE_T, "eval", "best_of_n")
         answers = {ex: _value_pick_reward(rs) for ex, rs in by_ex.items()}
         if t - 1 == BASE_T:
@@ -344,7 +511,11 @@ class AlignLoop:
             self.progress.finish_stage()
             return
 
+        # rerank's training draws from pi_{t-1} are its W best answers (cbs: every answer)
+        keep_finals = method == "rerank" and phase == "train"
+
         def on_result(result: SearchResult) -> None:
+            cands = [c for c in result.candidates if c.final] if keep_finals else result.candidates
             self.repo.add_rollouts(
                 self.run_id,
                 t=t,
@@ -353,7 +524,7 @@ class AlignLoop:
                 search=search,
                 example_pk=self.pk[result.example.id],
                 prompt=prompt_text(result.example.prompt),
-                candidates=result.candidates,
+                candidates=cands,
                 usage=result.usage.to_dict(),
             )
             self.progress.advance(
@@ -465,8 +636,13 @@ class AlignLoop:
         iterations = self.repo.iterations(self.run_id)
         summary = metrics.summary(iterations)
         self.repo.finish(self.run_id, summary)
-        report = write_report(self.name, self.cfg.to_dict(), iterations, summary, self.out_dir)
-        return RunResult(self.name, self.run_id, self.out_dir, summary, iterations, report)
+        spent = self.repo.spent(self.run_id)
+        report = write_report(
+            self.name, self.cfg.to_dict(), iterations, summary, self.out_dir, spent
+        )
+        return RunResult(
+            self.name, self.run_id, self.out_dir, summary, iterations, report, self.estimate, spent
+        )
 
     def _load_value_model(self, t: int) -> Any:
         rec = self.repo.value_model(self.run_id, t)
@@ -483,9 +659,8 @@ class AlignLoop:
         size = math.ceil(len(self.train) / self.cfg.run.iterations)
         return self.train[(t - 1) * size : t * size] or self.train
 
-    @staticmethod
-    def _rollout_method(t: int) -> str:
-        return "sample" if t == 1 else "cbs"
+    def _rollout_method(self, t: int) -> str:
+        return "sample" if t == 1 else self.cfg.search.policy
 
     def _scorer(self, upto: int) -> CombinedScorer:
         models = self.value_models[:upto]
@@ -504,6 +679,19 @@ class AlignLoop:
             "cache_hits": now.get("cache_hits", 0) - before.get("cache_hits", 0),
             "cost_usd": round(now.get("cost_usd", 0.0) - before.get("cost_usd", 0.0), 6),
         }
+
+
+class _RunLedger:
+    """A run's spending in the store (budgets count every attempt's)."""
+
+    def __init__(self, repo: RunRepository, run_id: int):
+        self.repo, self.run_id = repo, run_id
+
+    def spent(self) -> dict[str, Any]:
+        return self.repo.spent(self.run_id)
+
+    def add(self, **amounts: float) -> dict[str, Any]:
+        return self.repo.add_spent(self.run_id, **amounts)
 
 
 def _reward(row: Any) -> float:

@@ -4,8 +4,9 @@
     [g.text for g in policy.generate(["Write a line about Mondays."])]
 
 pi_T ∝ pi_base exp(sum_t V_t / beta): decoding is chunk-level beam search scored by
-S = sum_t V_t(x, prefix) / beta_t. The answer is the best complete answer by S (no grader is needed
-at generation time; `final="grader"` uses the run's grader where the prompts carry what it needs).
+S = sum_t V_t(x, prefix) / beta_t (or, for a run with --policy rerank, N whole answers reranked by
+S). The answer is the best complete answer by S (no grader is needed at generation time;
+`final="grader"` uses the run's grader where the prompts carry what it needs).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..dataset import Example
 from ..errors import InputError
 from ..graders import Grader, load_grader
 from ..providers import Provider, build_provider
+from ..providers.budget import Budget, guard_provider
 from ..registry import SEARCHES
 from ..search import CombinedScorer, SearchParams, SearchResult
 from ..store import RunRepository, Store, open_store
@@ -121,12 +123,14 @@ class AlignedPolicy:
         self,
         examples: list[Example],
         params: SearchParams,
-        method: str = "cbs",
+        method: str | None = None,
         upto: int | None = None,
         on_result: Callable[[SearchResult], Any] | None = None,
         grader: Grader | None = None,
     ) -> list[SearchResult]:
-        scorer = self.scorer(upto) if method == "cbs" else None
+        """Search with `method` (default: the run's policy, cbs or rerank), guided by V_1..V_upto."""
+        method = method or self.cfg.search.policy
+        scorer = self.scorer(upto) if method in ("cbs", "rerank") else None
         return await SEARCHES.get(method)(
             examples, self.provider, scorer, params, grader=grader, on_result=on_result
         )
@@ -173,10 +177,16 @@ class AlignedPolicy:
 
 
 def load_run(
-    run: str | int, db: str | Store | None = None, upto: int | None = None, **overrides: Any
+    run: str | int,
+    db: str | Store | None = None,
+    upto: int | None = None,
+    budget: Budget | None = None,
+    **overrides: Any,
 ) -> AlignedPolicy:
     """Load a run's aligned policy. `overrides`: options that do not change what the run learned
-    (base_url, concurrency, device, no_cache), e.g. to serve from another machine."""
+    (base_url, concurrency, device, no_cache), e.g. to serve from another machine. `budget`:
+    limits on what this policy may spend at an API provider from now on (the run's own
+    --max-cost applied to aligning it, not to its later use)."""
     store = db if isinstance(db, Store) else open_store(db)
     repo = RunRepository(store)
     row = repo.find(run)
@@ -204,6 +214,7 @@ def load_run(
     if not models:
         raise InputError(f"run '{row.name}' has no trained value model yet (status {row.status})")
     provider = build_provider(cfg.provider, store)
+    guard_provider(provider, budget or Budget(), what=f"run '{row.name}' ({cfg.provider.provider})")
     betas = [cfg.search.beta] * len(models)
     chat = repo.trained_on_chat(row.id)
     return AlignedPolicy(row.name, row.id, cfg, store, provider, models, betas, chat=chat)

@@ -153,13 +153,18 @@ def write_report(
     iterations: list[dict[str, Any]],
     summary: dict[str, Any],
     out_dir: Path,
+    spent: dict[str, Any] | None = None,
 ) -> Path:
-    """Write metrics.json, the plots and report.html into out_dir; return the HTML path."""
+    """Write metrics.json, the plots and report.html into out_dir; return the HTML path.
+    `spent`: what the run paid its provider (every attempt)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    spent = spent or {}
     (out_dir / "metrics.json").write_text(
         json.dumps(
-            {"run": name, "summary": summary, "iterations": iterations}, indent=2, default=str
+            {"run": name, "summary": summary, "spent": spent, "iterations": iterations},
+            indent=2,
+            default=str,
         )
     )
     plots = _plots(iterations, summary, out_dir)
@@ -190,6 +195,7 @@ pre {{ background: #f7f7f7; padding: 1rem; overflow-x: auto; }}
 </style></head><body>
 <h1>iro-bb run <code>{html.escape(name)}</code></h1>
 <h2>Summary</h2><ul>{summ}</ul>
+<p>Paid to the provider over every attempt: {html.escape(_spent(spent))}.</p>
 <h2>Iterations (held-out prompts)</h2>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>"reward": the policy's own answer, with no grader at decode time: for t = 0 the base policy
@@ -205,6 +211,16 @@ change from the previous policy (t = 1: from the base policy's mean), paired by 
     p = out_dir / "report.html"
     p.write_text(page, encoding="utf-8")
     return p
+
+
+def _spent(spent: dict[str, Any]) -> str:
+    if not spent.get("requests"):
+        return "nothing (a local model, or every answer replayed from the cache)"
+    return (
+        f"${float(spent.get('cost_usd', 0)):.4f} for {int(spent['requests']):,} requests, "
+        f"{int(spent.get('input_tokens', 0)):,} input and {int(spent.get('output_tokens', 0)):,} "
+        "output tokens"
+    )
 
 
 def _fmt(v: Any) -> str:

@@ -43,5 +43,7 @@ def run_summary(run: str | int, db: str | Store | None = None) -> dict[str, Any]
         "out_dir": r.out_dir,
         "config": r.config,
         "metrics": r.metrics,
+        "spent": dict(r.spent or {}),
+        "error": r.error,
         "iterations": repo.iterations(r.id),
     }

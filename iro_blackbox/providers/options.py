@@ -15,7 +15,16 @@ from ..params import check_positive_int
 from ..registry import PROVIDERS
 from ..utils import option
 
-API_MODES = ("auto", "completions", "chat-continue", "chat")
+API_MODES = (
+    "auto",
+    "token-ids",
+    "completions",
+    "chat-continue",
+    "chat-prefix",
+    "chat-partial",
+    "chat-prefill",
+    "chat",
+)
 
 
 @dataclass
@@ -36,7 +45,12 @@ class ProviderOptions:
         default=None,
     )
     api_mode: str = option(
-        "openai provider: auto | completions | chat-continue | chat.", default="auto"
+        "openai provider: how a partial answer is continued: auto (the most exact mode the probe "
+        "verifies) | token-ids (vLLM, SGLang) | completions (template rendered locally, needs "
+        "--tokenizer) | chat-continue (vLLM) | chat-prefix (DeepSeek /beta, Mistral) | "
+        "chat-partial (Qwen) | chat-prefill (llama.cpp server, Ollama, OpenRouter) | chat "
+        "(whole answers only).",
+        default="auto",
     )
     concurrency: int = option("openai provider: requests in flight at once.", default=8)
     device: str | None = option("hf provider / value models: cpu, cuda, or auto.", default=None)
@@ -47,6 +61,30 @@ class ProviderOptions:
     no_cache: bool = option(
         "Do not replay provider responses from the request cache (they are still written).",
         default=False,
+    )
+    reprobe: bool = option(
+        "openai provider: probe the endpoint again instead of reusing the stored probe.",
+        default=False,
+    )
+    price_input: float | None = option(
+        "openai provider: USD per 1M input tokens (overrides the price list; prices a "
+        "self-hosted endpoint). Give --price-output too.",
+        default=None,
+    )
+    price_output: float | None = option(
+        "openai provider: USD per 1M output tokens (with --price-input).", default=None
+    )
+    max_cost: float | None = option(
+        "Stop before spending more than this many USD on the provider (the run's total over "
+        "every attempt; checked before each request).",
+        default=None,
+    )
+    max_requests: int | None = option(
+        "Stop before sending more than this many HTTP requests (the run's total).", default=None
+    )
+    max_output_tokens: int | None = option(
+        "Stop before generating more than this many output tokens (the run's total).",
+        default=None,
     )
 
     def __post_init__(self) -> None:
@@ -63,3 +101,14 @@ class ProviderOptions:
             )
         if self.batch_api and self.provider != "openai":
             raise ConfigError("batch_api needs --provider openai")
+        for name in ("price_input", "price_output", "max_cost"):
+            v = getattr(self, name)
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0
+            ):
+                raise ConfigError(f"{name} must be a number >= 0, got {v!r}")
+        if (self.price_input is None) != (self.price_output is None):
+            raise ConfigError("give both --price-input and --price-output (USD per 1M tokens)")
+        for name in ("max_requests", "max_output_tokens"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name), minimum=0)

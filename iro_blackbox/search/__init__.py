@@ -1,4 +1,5 @@
-"""Decoding-time search: sample, best_of_n and chunk-level beam search (cbs), registered by name in
+"""Decoding-time search: sample, best_of_n, chunk-level beam search (cbs) and value-reranked
+whole answers (rerank), registered by name in
 iro_blackbox.registry.SEARCHES. Each is a plain async function with one signature:
 
     results = await cbs(examples, provider, scorer, params, grader=None, on_result=None)
@@ -13,6 +14,7 @@ from .batching import Coalescer
 from .best_of_n import best_of_n
 from .cbs import cbs
 from .common import SearchFn, answer_pool, pick_best, resolve_pick, run_all, value_pick
+from .rerank import rerank
 from .sample import sample, sample_requests
 from .scorer import CombinedScorer, Scorer, ValueModelLike, as_scorer
 from .selection import select, select_diverse, select_softmax, select_topw
@@ -43,6 +45,7 @@ __all__ = [
     "best_of_n",
     "cbs",
     "pick_best",
+    "rerank",
     "resolve_pick",
     "run_all",
     "sample",

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import IroError
+from ..errors import BudgetExceeded, IroError
 from ..utils import derive_seed
 from .batcher import Batcher, GenParams
 from .schemas import ApiError, GenRequest, Limits, parse_chat, parse_completion
@@ -59,6 +59,17 @@ def _json_error(err: ApiError) -> web.Response:
     return web.json_response(err.body(), status=err.status)
 
 
+def _failure(e: Exception) -> ApiError:
+    """What a client sees of a failed generation: the budget spent (429 insufficient_quota, as
+    OpenAI says it), iro-bb's own message, or no detail of an internal error."""
+    if isinstance(e, BudgetExceeded):
+        return ApiError(429, str(e), type="insufficient_quota", code="insufficient_quota")
+    log.exception("request failed")
+    return ApiError(
+        500, str(e) if isinstance(e, IroError) else f"internal error ({type(e).__name__})"
+    )
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every failure becomes a JSON error body; the server keeps serving."""
@@ -78,10 +89,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return _json_error(ApiError(e.status, msg))
     except asyncio.CancelledError:
         raise
-    except Exception as e:  # a bug or a failing policy: report it, keep serving
-        log.exception("request %s %s failed", request.method, request.path)
-        msg = str(e) if isinstance(e, IroError) else f"internal error ({type(e).__name__})"
-        return _json_error(ApiError(500, msg))
+    except Exception as e:  # a bug, a failing policy or a spent budget: report it, keep serving
+        return _json_error(_failure(e))
 
 
 def _auth_middleware(api_key: str | None) -> Any:
@@ -309,9 +318,7 @@ async def _stream(
         task.cancel()
         raise
     except Exception as e:  # the headers are out: report the failure inside the stream
-        log.exception("streamed request failed")
-        msg = str(e) if isinstance(e, IroError) else f"internal error ({type(e).__name__})"
-        await _event(resp, ApiError(500, msg).body())
+        await _event(resp, _failure(e).body())
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
@@ -476,12 +483,16 @@ def serve(
     max_batch: int = 32,
     batching: bool = True,
     print_fn: Any = print,
+    budget: Any = None,
     **load_overrides: Any,
 ) -> None:
-    """Load a run's aligned policy and serve it until interrupted (the CLI's `iro-bb serve`)."""
+    """Load a run's aligned policy and serve it until interrupted (the CLI's `iro-bb serve`).
+    `budget`: limits on what the server may spend at an API provider while it runs; past them
+    requests get 429 insufficient_quota."""
     from ..iro.policy import load_run  # heavy: torch
 
-    policy = load_run(run, db=db, **{k: v for k, v in load_overrides.items() if v is not None})
+    overrides = {k: v for k, v in load_overrides.items() if v is not None}
+    policy = load_run(run, db=db, budget=budget, **overrides)
     config = ServeConfig(
         model_name=model_name or policy.name,
         api_key=api_key or None,

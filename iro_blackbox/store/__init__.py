@@ -6,6 +6,7 @@ from .cache import GradeCacheStore, RequestCacheStore
 from .db import Store, default_home, open_store, resolve_db_url
 from .jobs import FINAL, STATUSES, Claim, Heartbeat, JobQueue, age, new_worker_id
 from .migrations import SCHEMA_VERSION
+from .probes import ProbeStore
 from .runs import CandidateLike, ExampleRef, RunRepository
 from .schema import (
     Example,
@@ -14,6 +15,7 @@ from .schema import (
     Iteration,
     Job,
     JobLog,
+    Probe,
     RequestCache,
     Rollout,
     Run,
@@ -36,6 +38,8 @@ __all__ = [
     "Job",
     "JobLog",
     "JobQueue",
+    "Probe",
+    "ProbeStore",
     "RequestCache",
     "RequestCacheStore",
     "Rollout",

@@ -9,6 +9,8 @@ in `iro_migrations`. Append only: never edit a migration that has shipped.
        search ran ("sample" for the base evaluation -> "best_of_n", "iro" -> "cbs"); generated
        answers move from examples/rollouts (ids "gen:<batch>:<id>", split "generate") to their
        own table `generations`
+    3  runs.spent (what a run has paid so far, for budgets); table `probes` (what an endpoint was
+       found to do)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from ..errors import StoreError
-from .schema import Base, Generation, Meta, Migration, Rollout
+from .schema import Base, Generation, Meta, Migration, Probe, Rollout
 
 APP_NAME = "iro-bb"
 V1_SEARCH_STRIDE = 100_000  # schema 1 stored guided search r's candidates at idx r*100000 + i
@@ -101,6 +103,12 @@ def _m2_search_methods_generations(conn: Connection) -> None:
     )
 
 
+def _m3_spent_probes(conn: Connection) -> None:
+    Base.metadata.create_all(conn, tables=[Probe.__table__])
+    conn.execute(text("ALTER TABLE runs ADD COLUMN spent JSON"))
+    conn.execute(text("UPDATE runs SET spent = '{}'"))
+
+
 def _json(value: object) -> object:
     """A JSON column read through a text() query: SQLite gives the text, other drivers the value."""
     return json.loads(value) if isinstance(value, str) else value
@@ -115,6 +123,7 @@ def _when(value: object) -> datetime | None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _m1_initial),
     (2, "rollouts.search, search method names, generations table", _m2_search_methods_generations),
+    (3, "runs.spent, probes table", _m3_spent_probes),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -99,6 +99,23 @@ class RunRepository:
     def set_provider_info(self, run_id: int, info: dict[str, Any]) -> None:
         self._update_run(run_id, provider_info=info)
 
+    def spent(self, run_id: int) -> dict[str, Any]:
+        """What the run has paid its provider so far (cost_usd, requests, tokens)."""
+        with self.store.session() as s:
+            row = s.get(Run, run_id)
+            return dict(row.spent or {}) if row is not None else {}
+
+    def add_spent(self, run_id: int, **amounts: float) -> dict[str, Any]:
+        """Add to what the run has paid (one transaction, read and written under a row lock
+        where the database has them); returns the new totals."""
+        with self.store.session() as s:
+            row = s.get(Run, run_id, with_for_update=True)
+            total = dict(row.spent or {})
+            for k, v in amounts.items():
+                total[k] = total.get(k, 0) + v
+            row.spent = total
+            return total
+
     def finish(self, run_id: int, metrics: dict[str, Any]) -> None:
         self._update_run(run_id, metrics=metrics, status="done", error=None)
 

@@ -56,6 +56,9 @@ class Run(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     out_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what the run has paid its provider so far, over every attempt (budgets count it):
+    # {"cost_usd", "requests", "input_tokens", "output_tokens"}
+    spent: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -147,6 +150,18 @@ class RequestCache(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)  # canonical request (never secrets)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Probe(Base):
+    """What an endpoint was found to do (continuation modes, n, seed, ...) for one model, reused
+    instead of probing again."""
+
+    __tablename__ = "probes"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # hash(base URL, model, ...)
+    base_url: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -174,6 +174,10 @@ class HFProvider:
         """The text the model reads before the response (chat template applied to messages)."""
         return render_prompt(self.tokenizer, prompt)
 
+    def count_prompt(self, prompt: Prompt) -> int:
+        """Tokens of a prompt as the model reads it (chat template applied)."""
+        return len(self._enc.prompt_ids(prompt))
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in this model's vocabulary (no special tokens added)."""
         return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0

@@ -2,6 +2,6 @@
 Mistral, Qwen, OpenRouter, ...): the provider, its HTTP client, the capability probe, prices,
 rate limits, retries and the Batch API."""
 
-from .provider import OpenAIProvider
+from .provider import OpenAIProvider, probe_endpoint
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["OpenAIProvider", "probe_endpoint"]

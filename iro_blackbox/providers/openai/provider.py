@@ -1,19 +1,20 @@
-"""The `openai` provider: any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, DeepSeek, ...).
+"""The `openai` provider: any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, DeepSeek,
+Mistral, Qwen, OpenRouter, ...).
 
     p = OpenAIProvider("smollm2-135m-instruct", base_url="http://127.0.0.1:8000/v1", store=store)
+    print(await p.prepare(needs_continuation=True))     # probes (or reuses a stored probe)
     chunks = await p.extend([Extend(messages, prefix="The answer", n=4, max_tokens=16)])
 
-How a prefix is continued (mode="auto" picks the first that works, see `probe()`):
-- "completions": POST /completions with prompt = chat template rendered locally (`tokenizer`,
-  default: the model name when it is a local alias) + prefix; `logprobs=1` when asked.
-- "chat-continue": POST /chat/completions with the prefix as a partial assistant message,
-  `continue_final_message: true, add_generation_prompt: false` (vLLM).
-- "chat": whole-response sampling only (an empty prefix); a prefix is a PermanentError.
+How a prefix is continued: one of the modes of modes.py (token-ids, completions, chat-continue,
+chat-prefix, chat-partial, chat-prefill, or chat for whole answers only). `mode="auto"` takes the
+most exact one the probe verified (probe.py); a forced mode must pass the probe too. `prepare()`
+says which mode runs, and refuses at once, with what would fix it, when a search needs
+continuation and no mode can do it.
 
 Every sample is cached in the store's request_cache under the hash of (base URL, model, endpoint,
 request body, seed, sample index), so a repeated run replays with zero HTTP requests and n=8 after
-n=4 only asks for samples 4..7. The API key never enters a cache key, the store, describe(), logs
-or error messages.
+n=4 only asks for samples 4..7. A BudgetGuard (budget.py) checks each request before it is sent.
+The API key never enters a cache key, the store, describe(), logs or error messages.
 """
 
 from __future__ import annotations
@@ -22,30 +23,32 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from ...credentials import api_key_for
-from ...errors import ConfigError, PermanentError, TransientError
+from ...errors import BudgetExceeded, ConfigError, PermanentError, TransientError
 from ...models import ALIASES
 from ...params import SamplingParams, check_positive_int
 from ...store.cache import RequestCacheStore
+from ...store.probes import ProbeStore
 from ...tokenizers import load_tokenizer
 from ...utils import canonical_json, derive_seed, stable_hash
 from ..base import Chunk, Extend, Prompt, ProviderStats, Usage
+from ..budget import BudgetGuard, Hold
 from ..cache_writer import CacheWriter
-from ..chat_template import check_prompt, prompt_key, render_prompt
+from ..chat_template import PromptEncoder, check_prompt, prompt_key, render_prompt
 from ..options import API_MODES
 from . import batch
 from .http import HttpClient, HTTPStatusError
+from .modes import CHAT, COMPLETIONS, MODES, PREFERENCE, Mode
 from .pricing import count_tiktoken, is_openai_model, parse_prices
-from .probe import CHAT, COMPLETIONS, echo_slice, probe_endpoint
+from .probe import PROBE_VERSION, Prober, echo_slice
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger("iro_blackbox.openai")
 
-Mode = Literal["auto", "completions", "chat-continue", "chat"]
-MODES = API_MODES
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CACHE_VERSION = 1  # bump when the meaning of a cached entry changes
 # OpenAI models whose chat endpoint takes max_completion_tokens instead of max_tokens
@@ -57,7 +60,7 @@ def _seed(base: int | None, sample_index: int) -> int | None:
     return None if base is None else derive_seed(base, sample_index) % (2**31)
 
 
-# Set per extend()/score() call: once one request of the call fails permanently, the requests of
+# Set per extend()/score() call: once one request of the call fails for good, the requests of
 # the same call still queued for a slot are not sent (the first error is what the caller sees).
 _CALL_FAILED: ContextVar[list[bool] | None] = ContextVar("iro_openai_call_failed", default=None)
 
@@ -66,14 +69,21 @@ class _Skipped(Exception):
     """A queued request not sent because another request of the same call failed for good."""
 
 
-async def _gather_or_cancel(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Like gather, but the first failure cancels the rest (finished work is already cached)."""
+async def _gather_or_stop(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Like gather; after the first failure the requests not yet sent are skipped, while those
+    already in flight are awaited (their answers are paid for: they reach the cache), then the
+    first real error is raised."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     if not tasks:
         return []
+    failed = _CALL_FAILED.get()
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        errors = [t.exception() for t in tasks if t.done() and t.exception() is not None]
+        if pending and any(t.exception() is not None for t in done):
+            if failed is not None:
+                failed[0] = True
+            await asyncio.wait(pending)
+        errors = [t.exception() for t in tasks if t.exception() is not None]
         if errors:
             raise next((e for e in errors if not isinstance(e, _Skipped)), errors[0])
         return [t.result() for t in tasks]
@@ -84,24 +94,37 @@ async def _gather_or_cancel(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@dataclass(frozen=True, eq=False)
+class TokenHandle:
+    """Continuation token of the token-ids mode: the exact token ids of prompt + answer so far."""
+
+    prompt_key: str
+    response_text: str
+    token_ids: tuple[int, ...]
+
+
 class OpenAIProvider:
     """Chunked generation from an OpenAI-compatible HTTP endpoint, every response cached.
 
     Args:
         model: the model name the server knows.
         base_url: endpoint root ending in /v1 (default OpenAI's).
-        api_key: else env OPENAI_API_KEY, else the config file (see iro_blackbox.config); local
-            servers need none (a dummy is sent).
-        store: a Store; responses are cached in its request_cache table (None: no cache).
+        api_key: else env OPENAI_API_KEY, else the config file (see iro_blackbox.credentials);
+            local servers need none (a dummy is sent).
+        store: a Store; responses are cached in its request_cache table, probe results in its
+            probes table (None: no cache).
         cache: False = do not read the cache (responses are still written).
-        mode: "auto" | "completions" | "chat-continue" | "chat" (whole responses only).
-        tokenizer: local model spec whose chat template renders chat prompts for /completions
-            (default: `model` when it is a local alias such as smollm2-135m-instruct).
+        mode: "auto" or a mode of modes.py.
+        tokenizer: local model spec whose chat template renders prompts for the completions and
+            token-ids modes (default: `model` when it is a local alias such as
+            smollm2-135m-instruct).
         concurrency: HTTP requests in flight at most.
         rpm, tpm: requests / tokens per minute limits (None = none).
         timeout: seconds per HTTP request.
         max_retries: retries of a transient failure (429, 408, 5xx, timeout, reset, bad JSON).
-        prices: USD per 1M tokens {"prompt": p, "completion": c} for cost accounting.
+        prices: USD per 1M tokens {"prompt": p, "completion": c}; default: the price list's.
+        budget: checks every request before it is sent (None: no limits).
+        reprobe: probe again even when a probe of this endpoint is stored.
         sleep: async sleep used for backoff and rate limiting (tests inject a recorder).
         retry_policy: backoff settings (default RetryPolicy(max_retries)).
     """
@@ -115,7 +138,7 @@ class OpenAIProvider:
         api_key: str | None = None,
         store: Any = None,
         cache: bool = True,
-        mode: Mode = "auto",
+        mode: str = "auto",
         tokenizer: str | None = None,
         concurrency: int = 8,
         rpm: int | None = None,
@@ -123,13 +146,15 @@ class OpenAIProvider:
         timeout: float = 60.0,
         max_retries: int = 6,
         prices: dict[str, float] | None = None,
+        budget: BudgetGuard | None = None,
+        reprobe: bool = False,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         retry_policy: RetryPolicy | None = None,
     ):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in API_MODES:
+            raise ConfigError(f"api_mode must be one of {', '.join(API_MODES)}, got {mode!r}")
         check_positive_int("concurrency", concurrency)
         check_positive_int("max_retries", max_retries, minimum=0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -139,12 +164,14 @@ class OpenAIProvider:
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
         self.model_name = model
         self.base_url = base_url
-        self.mode: Mode = mode
+        self.mode = mode
         self.tokenizer_spec = tokenizer or self._alias_tokenizer(model)
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.stats = ProviderStats()
         self.prices = parse_prices(prices, model, base_url)
+        self.budget = budget
+        self.reprobe = reprobe
         self._sleep = sleep or asyncio.sleep
         self._policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._limiter = RateLimiter(rpm, tpm, sleep=self._sleep)
@@ -153,20 +180,31 @@ class OpenAIProvider:
         self._has_key = key is not None
         self._http = HttpClient(base_url, key, self.timeout)
         self._cache = None
+        self._probes: ProbeStore | None = None
         self._writer: CacheWriter | None = None
         if store is not None:
             self._cache = RequestCacheStore(store, enabled=cache)
+            self._probes = ProbeStore(store)
             self._writer = CacheWriter(self._cache, self.name)
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: Any = None
         self._probe_lock: asyncio.Lock | None = None
         self._caps: dict[str, Any] | None = None
+        self._chosen: str | None = None  # the mode prepare() settled on
         self._n_honoured: dict[str, bool] = {}  # endpoint -> does the server honour n?
         self._rendered: dict[str, str] = {}
+        self._encoder: PromptEncoder | None = None
 
     @classmethod
-    def from_options(cls, options: Any, store: Any = None) -> OpenAIProvider:
+    def from_options(
+        cls, options: Any, store: Any = None, budget: BudgetGuard | None = None
+    ) -> OpenAIProvider:
         """The provider a run's ProviderOptions describe; responses cached in `store`."""
+        prices = None
+        if options.price_input is not None or options.price_output is not None:
+            if options.price_input is None or options.price_output is None:
+                raise ConfigError("give both --price-input and --price-output (USD per 1M tokens)")
+            prices = {"prompt": options.price_input, "completion": options.price_output}
         return cls(
             model=options.model,
             base_url=options.base_url,
@@ -175,6 +213,9 @@ class OpenAIProvider:
             mode=options.api_mode,
             tokenizer=options.tokenizer,
             concurrency=options.concurrency,
+            prices=prices,
+            budget=budget,
+            reprobe=options.reprobe,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -201,76 +242,222 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _count_retry(self, err: TransientError, wait: float, attempt: int) -> None:
+        self.stats.retries += 1
+
     def _on_retry(self, err: TransientError, wait: float, attempt: int) -> None:
         self.stats.retries += 1
         log.warning("retry %d in %.2fs after: %s", attempt, wait, self._http.scrub(str(err)))
 
-    async def _post(self, endpoint: str, body: dict[str, Any], est_tokens: int) -> dict[str, Any]:
-        """One logical request: rate limit, concurrency cap, retries of transient failures."""
+    async def _post(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        est_input: int,
+        max_output: int,
+        policy: RetryPolicy | None = None,
+        quiet: bool = False,
+    ) -> tuple[dict[str, Any], Hold | None]:
+        """One logical request: budget, rate limit, concurrency cap, retries of transient
+        failures. Returns the reply and the budget hold its real usage settles."""
         sem, _ = self._loop_state()
 
-        async def attempt() -> dict[str, Any]:
-            await self._limiter.acquire(est_tokens)
+        async def attempt() -> tuple[dict[str, Any], Hold | None]:
+            await self._limiter.acquire(est_input + max_output)
             failed = _CALL_FAILED.get()
             async with sem:
                 if failed is not None and failed[0]:
                     raise _Skipped()
+                hold = None
+                if self.budget is not None:
+                    try:
+                        hold = self.budget.reserve(est_input, max_output)
+                    except BudgetExceeded:
+                        if failed is not None:
+                            failed[0] = True
+                        raise
                 self.stats.requests += 1
                 try:
-                    return await self._http.post_json(endpoint, body)
-                except PermanentError:
-                    if failed is not None:
+                    return await self._http.post_json(endpoint, body), hold
+                except BaseException as e:
+                    if hold is not None:  # a refused or lost request: counted, not billed
+                        self.budget.settle(hold)  # type: ignore[union-attr]
+                    if isinstance(e, PermanentError) and failed is not None:
                         failed[0] = True
                     raise
 
-        return await call_with_retries(attempt, self._policy, self._sleep, self._on_retry)
+        on_retry = self._count_retry if quiet else self._on_retry
+        return await call_with_retries(attempt, policy or self._policy, self._sleep, on_retry)
 
-    def _account(self, usage: Usage, est_tokens: int) -> None:
+    def _account(self, usage: Usage, hold: Hold | None, est_tokens: int) -> float:
+        """Record a reply's usage and cost (stats, budget ledger, rate limiter); its cost."""
         self.stats.prompt_tokens += usage.prompt_tokens
         self.stats.completion_tokens += usage.completion_tokens
-        self.stats.cost_usd += self.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = self.prices.cost(usage.prompt_tokens, usage.completion_tokens)
+        if hold is not None and self.budget is not None:
+            self.budget.settle(hold, usage.prompt_tokens, usage.completion_tokens)
+        self.stats.cost_usd += cost
         self._limiter.settle(est_tokens, usage.prompt_tokens + usage.completion_tokens)
+        return cost
 
     # ------------------------------------------------------------------ probing
 
     async def _try(self, endpoint: str, body: dict[str, Any]) -> tuple[dict | None, str]:
-        """A probe request: (reply, "") on success, (None, reason) when the server refuses it.
-        401/403 are raised: no endpoint will work with a bad key."""
+        """A probe request: (reply, "") on success, (None, reason) when the server refuses it
+        (one retry of a transient failure: a refusal some servers give as a 500 is not worth
+        six). 401/403 are raised: no endpoint will work with a bad key."""
+        est = self._estimate_input(body)
+        max_out = int(body.get("max_tokens") or 8) * int(body.get("n") or 1)
         try:
-            return await self._post(endpoint, body, est_tokens=16), ""
+            data, hold = await self._post(
+                endpoint,
+                body,
+                est,
+                max_out,
+                policy=RetryPolicy(max_retries=1, initial=0.2),
+                quiet=True,
+            )
         except HTTPStatusError as e:
             if e.status in (401, 403):
                 raise
             return None, f"{e.status}: {e.detail}"
+        except TransientError as e:
+            return None, self._http.scrub(str(e))
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        self._account(
+            Usage(int(usage.get("prompt_tokens") or est), int(usage.get("completion_tokens") or 0)),
+            hold,
+            est + max_out,
+        )
+        return data, ""
+
+    def _probe_key(self) -> str:
+        return ProbeStore.key(self.base_url, self.model_name, self.tokenizer_spec, PROBE_VERSION)
+
+    def stored_probe(self) -> dict[str, Any] | None:
+        """The stored probe of this endpoint and model, if any (no request)."""
+        if self._probes is None or self.reprobe:
+            return None
+        return self._probes.get(self._probe_key())
 
     async def probe(self) -> dict[str, Any]:
-        """What the endpoint can do (cached in the provider and the store): which endpoints work,
-        whether `n` is honoured, logprobs, chat continuation, echo scoring."""
+        """What the endpoint can do (probe.py), stored per (base URL, model, tokenizer) and
+        reused; a forced mode is checked the same way."""
         if self._caps is not None:
             return self._caps
         _, lock = self._loop_state()
         async with lock:
             if self._caps is not None:
                 return self._caps
-            req = {"kind": "probe", "v": CACHE_VERSION, "base_url": self.base_url}
-            req["model"] = self.model_name
-            key = stable_hash(req)
-            hit = self._cache.get(key) if self._cache is not None else None
-            if hit is not None:
-                caps = hit
-            else:
+            caps = self.stored_probe()
+            if caps is None:
+                render = encode = None
+                if self.tokenizer_spec:
+                    render, encode = self._render, self._encode
                 token = _CALL_FAILED.set(None)  # a refused probe must not stop the caller's call
                 try:
-                    caps = await probe_endpoint(self._try, self.base_url, self.model_name)
+                    caps = await Prober(
+                        self._try, self.base_url, self.model_name, render, encode
+                    ).run()
                 finally:
                     _CALL_FAILED.reset(token)
-                if self._cache is not None:
-                    self._cache.put(key, self.name, req, caps)
+                if self._probes is not None:
+                    self._probes.put(self._probe_key(), self.base_url, self.model_name, caps)
             for ep, field in ((COMPLETIONS, "completions_n"), (CHAT, "chat_n")):
                 if caps.get(field) is not None:
                     self._n_honoured.setdefault(ep, bool(caps[field]))
             self._caps = caps
             return caps
+
+    async def prepare(self, needs_continuation: bool, chat_prompts: bool = True) -> str:
+        """Settle the mode before any paid request: probe (or reuse a stored probe), check a
+        forced mode, and refuse with the fix when continuation is needed and no mode can do it.
+        `chat_prompts`: some prompts are chat messages (the completions mode then needs the chat
+        template, i.e. --tokenizer). Returns the line that says which mode runs."""
+        if needs_continuation and self.mode != "auto" and not MODES[self.mode].continues:
+            raise ConfigError(  # known without asking the endpoint anything
+                f"--api-mode {self.mode} gives whole answers only, and chunk-level search needs "
+                "a partial answer continued: choose a continuing mode (or auto), or align with "
+                "--policy rerank"
+            )
+        caps = await self.probe()
+        usable = {
+            m: v
+            for m, v in caps["modes"].items()
+            if v.get("works")
+            and not (MODES[m].template and chat_prompts and not self.tokenizer_spec)
+        }
+        if self.mode == "auto":
+            mode = next((m for m in PREFERENCE if m in usable), None)
+            if mode is None:
+                raise ConfigError(
+                    f"openai: no endpoint of {self.base_url} answers for model "
+                    f"'{self.model_name}': {self._evidence(caps)}"
+                )
+        else:
+            mode = self.mode
+            verdict = caps["modes"].get(mode, {})
+            if mode not in usable and verdict.get("works"):
+                verdict = {"evidence": "chat prompts need the chat template: pass --tokenizer"}
+            if mode not in usable:
+                raise ConfigError(
+                    f"--api-mode {mode} does not work at {self.base_url} for model "
+                    f"'{self.model_name}': {verdict.get('evidence', 'not checked')}"
+                    f"{self._works_instead(caps)}"
+                )
+        if needs_continuation and not MODES[mode].continues:
+            raise ConfigError(self._no_continuation(caps))
+        self._chosen = mode
+        line = f"api mode {mode} at {self.base_url} ({MODES[mode].who}; {caps['modes'][mode]['evidence']})"
+        warnings = self.sampling_warnings(caps)
+        return line + ("; " + "; ".join(warnings) if warnings else "")
+
+    @staticmethod
+    def sampling_warnings(caps: dict[str, Any]) -> list[str]:
+        """What the endpoint's handling of sampling parameters does to IRO (it needs varied,
+        reproducible samples)."""
+        out = []
+        if caps.get("temperature") is False:
+            out.append(
+                "the endpoint refuses `temperature`: samples come at its default temperature "
+                "(if that is low, candidates repeat and search has little to choose from)"
+            )
+        if caps.get("seed") is False:
+            out.append(
+                "the endpoint ignores `seed`: a re-run draws other samples (the request cache "
+                "still replays everything already fetched)"
+            )
+        return out
+
+    @staticmethod
+    def _evidence(caps: dict[str, Any]) -> str:
+        return "; ".join(
+            f"{m}: {v['evidence']}" for m, v in caps.get("modes", {}).items()
+        ) or "; ".join(caps.get("notes", []))
+
+    @staticmethod
+    def _works_instead(caps: dict[str, Any]) -> str:
+        ok = [m for m, v in caps.get("modes", {}).items() if v.get("works")]
+        return f" (modes that work: {', '.join(ok)})" if ok else ""
+
+    def _no_continuation(self, caps: dict[str, Any]) -> str:
+        fixes = []
+        if caps.get("completions") and not self.tokenizer_spec:
+            fixes.append(
+                "pass --tokenizer with the model's tokenizer (a local folder or hub id): its "
+                "/v1/completions endpoint answers, and with the chat template rendered locally "
+                "the completions mode may continue answers"
+            )
+        if "deepseek.com" in self.base_url and not self.base_url.endswith("/beta"):
+            fixes.append("use the base URL https://api.deepseek.com/beta (its chat prefix mode)")
+        fixes.append(
+            "or align with --policy rerank (whole answers: N samples, the best by the value models)"
+        )
+        tried = "; ".join(f"{m}: {v['evidence']}" for m, v in caps["modes"].items() if m != "chat")
+        return (
+            f"{self.base_url} cannot continue a partial answer for model '{self.model_name}', "
+            f"which chunk-level search needs ({tried}). Fix: " + "; ".join(fixes)
+        )
 
     def describe(self) -> dict[str, Any]:
         """Settings and (once probed) capabilities; never the API key."""
@@ -279,6 +466,7 @@ class OpenAIProvider:
             "model": self.model_name,
             "base_url": self.base_url,
             "mode": self.mode,
+            "chosen_mode": self._chosen,
             "tokenizer": self.tokenizer_spec,
             "api_key_set": self._has_key,
             "concurrency": self.concurrency,
@@ -289,7 +477,9 @@ class OpenAIProvider:
             "prices_usd_per_1m": {
                 "prompt": self.prices.prompt,
                 "completion": self.prices.completion,
+                "source": self.prices.source,
             },
+            "budget": None if self.budget is None else vars(self.budget.budget),
             "cache": None
             if self._cache is None
             else ("read-write" if self._cache.enabled else "write-only"),
@@ -299,78 +489,73 @@ class OpenAIProvider:
 
     # ------------------------------------------------------------------ requests
 
+    def _tokenizer(self) -> Any:
+        if not self.tokenizer_spec:
+            raise PermanentError(
+                f"openai: the completions and token-ids modes render the chat template locally: "
+                f"pass --tokenizer (the tokenizer of '{self.model_name}')"
+            )
+        return load_tokenizer(self.tokenizer_spec)
+
     def _render(self, prompt: Prompt) -> str:
         """Prompt text for /completions: chat messages through the local chat template."""
         if isinstance(prompt, str):
             return prompt
         key = prompt_key(prompt)
         if key not in self._rendered:
-            if not self.tokenizer_spec:
-                raise PermanentError(
-                    f"openai: chat prompts sent to {self.base_url}{COMPLETIONS} need a chat "
-                    "template: pass tokenizer=<local model spec> (e.g. smollm2-135m-instruct)"
-                )
-            self._rendered[key] = render_prompt(load_tokenizer(self.tokenizer_spec), prompt)
+            self._rendered[key] = render_prompt(self._tokenizer(), prompt)
         return self._rendered[key]
 
-    @staticmethod
-    def _messages(prompt: Prompt) -> list[dict[str, str]]:
-        if isinstance(prompt, str):
-            return [{"role": "user", "content": prompt}]
-        return [dict(m) for m in prompt]
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer().encode(text, add_special_tokens=False)) if text else []
 
-    async def _choose_endpoint(self, req: Extend) -> str:
-        """'completions', 'chat-continue' or 'chat' for this request."""
-        mode = self.mode
-        if mode == "auto":
-            caps = await self.probe()
-            can_render = isinstance(req.prompt, str) or self.tokenizer_spec is not None
-            if caps["completions"] and can_render:
-                mode = "completions"
-            elif caps["chat_continue"]:
-                mode = "chat-continue"
-            elif caps["chat"]:
-                mode = "chat"
-            elif caps["completions"]:
-                mode = "completions"  # _render explains the missing template
+    def _prompt_ids(self, prompt: Prompt) -> tuple[int, ...]:
+        if self._encoder is None:
+            self._encoder = PromptEncoder(self._tokenizer())
+        return self._encoder.prompt_ids(prompt)
+
+    async def _mode_for(self, req: Extend) -> Mode:
+        if self._chosen is None:
+            if self.mode != "auto":  # forced and not checked (prepare() checks it): trusted
+                self._chosen = self.mode
             else:
-                raise PermanentError(
-                    f"openai: neither /completions nor /chat/completions works at "
-                    f"{self.base_url} for model '{self.model_name}': {'; '.join(caps['notes'])}"
+                await self.prepare(
+                    needs_continuation=False, chat_prompts=isinstance(req.prompt, list)
                 )
-        if mode == "chat" and req.prefix:
-            raise PermanentError(
-                f"openai: {self.base_url} (model '{self.model_name}') cannot continue a partial "
-                "answer: it has no usable /completions (or no chat template: pass tokenizer=) and "
-                "no chat continuation (continue_final_message); only whole responses (empty "
-                "prefix) can be sampled, e.g. Best-of-N"
-            )
+        mode = MODES[self._chosen]  # type: ignore[index]
+        if req.prefix and not mode.continues:
+            raise PermanentError(self._no_continuation(self._caps or {"modes": {}}))
         return mode
 
-    def _body(self, mode: str, req: Extend) -> tuple[str, dict[str, Any]]:
+    def _context_ids(self, req: Extend) -> tuple[int, ...]:
+        """token-ids mode: the exact ids of prompt + answer so far (the handle's, else encoded)."""
+        h = req.handle
+        pkey = prompt_key(req.prompt)
+        if isinstance(h, TokenHandle) and h.prompt_key == pkey and h.response_text == req.prefix:
+            return h.token_ids
+        return self._prompt_ids(req.prompt) + tuple(self._encode(req.prefix))
+
+    def _body(self, mode: Mode, req: Extend) -> tuple[str, dict[str, Any]]:
         """(endpoint, request body without n and seed)."""
         p: SamplingParams = req.params
         body: dict[str, Any] = {"model": self.model_name}
-        if mode == "completions":
-            endpoint = COMPLETIONS
+        if mode.name == "token-ids":
+            body["prompt"] = list(self._context_ids(req))
+            body["return_token_ids"] = True  # vLLM: the generated ids, for token-exact handles
+        elif mode.name == "completions":
             body["prompt"] = self._render(req.prompt) + req.prefix
         else:
-            endpoint = CHAT
-            msgs = self._messages(req.prompt)
-            if mode == "chat-continue" and req.prefix:
-                msgs.append({"role": "assistant", "content": req.prefix})
-                body["continue_final_message"] = True
-                body["add_generation_prompt"] = False
-            body["messages"] = msgs
+            body["messages"] = mode.messages(req.prompt, req.prefix)
+            body.update(mode.extra(req.prefix))
+        endpoint = mode.endpoint
         if endpoint == CHAT and self.model_name.lower().startswith(_MAX_COMPLETION_TOKENS_MODELS):
-            body["max_completion_tokens"] = (
-                req.max_tokens
-            )  # OpenAI reasoning models refuse max_tokens
+            body["max_completion_tokens"] = req.max_tokens  # OpenAI reasoning models
         else:
             body["max_tokens"] = req.max_tokens
-        body["temperature"] = float(p.temperature)
-        if p.top_p < 1.0:
-            body["top_p"] = float(p.top_p)
+        if (self._caps or {}).get("temperature", True) is not False:
+            body["temperature"] = float(p.temperature)
+            if p.top_p < 1.0:
+                body["top_p"] = float(p.top_p)
         if p.top_k > 0:
             body["top_k"] = p.top_k
         if p.stop:
@@ -405,7 +590,7 @@ class OpenAIProvider:
 
     async def plan(self, req: Extend) -> tuple[str, dict[str, Any]]:
         """(endpoint, request body without n and seed) that `extend` would send for `req`."""
-        return self._body(await self._choose_endpoint(req), req)
+        return self._body(await self._mode_for(req), req)
 
     def cache_request(self, endpoint: str, body: dict, seed: int | None, idx: int) -> dict:
         """The request-cache record of sample `idx` of a planned body (its hash is the key)."""
@@ -430,10 +615,22 @@ class OpenAIProvider:
             "sample_index": idx,
         }
 
-    def _estimate_tokens(self, body: dict[str, Any], n: int) -> int:
-        text = body.get("prompt") or canonical_json(body.get("messages", ""))
-        limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
-        return len(text) // 4 + limit * n
+    def count_prompt(self, prompt: Prompt) -> int:
+        """Input tokens of a prompt as it will be sent (estimates before a run)."""
+        if self.tokenizer_spec:
+            return len(self._prompt_ids(prompt))
+        if isinstance(prompt, str):
+            return self._estimate_input({"prompt": prompt})
+        return self._estimate_input({"messages": prompt})
+
+    def _estimate_input(self, body: dict[str, Any]) -> int:
+        """Input tokens of a request body: counted where a tokenizer is known, else ~4 chars."""
+        prompt = body.get("prompt")
+        if isinstance(prompt, list):
+            return len(prompt)
+        text = prompt if isinstance(prompt, str) else canonical_json(body.get("messages", ""))
+        counted = self._count(text) if len(text) < 20_000 else None
+        return counted if counted is not None else len(text) // 4 + 1
 
     def _count(self, text: str) -> int | None:
         """Token count where the server gave none: tiktoken for OpenAI models, else the local
@@ -441,13 +638,11 @@ class OpenAIProvider:
         if is_openai_model(self.model_name):
             return count_tiktoken(text)
         if self.tokenizer_spec:
-            return len(
-                load_tokenizer(self.tokenizer_spec)(text, add_special_tokens=False).input_ids
-            )
+            return len(self._encode(text))
         return None
 
     def _parse(self, endpoint: str, body: dict, data: dict[str, Any], url: str) -> list[dict]:
-        """Cacheable sample dicts from a reply: text, finish_reason, logprobs, usage."""
+        """Cacheable sample dicts from a reply: text, finish_reason, logprobs, token ids, usage."""
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise TransientError(f"openai: malformed reply from {url}: no choices")
@@ -457,11 +652,15 @@ class OpenAIProvider:
             if not isinstance(c, dict):
                 raise TransientError(f"openai: malformed reply from {url}: bad choice")
             lps: list[float] | None = None
+            ids = None
             if endpoint == COMPLETIONS:
                 text = c.get("text")
                 lp = c.get("logprobs") or {}
                 if isinstance(lp, dict) and lp.get("token_logprobs") is not None:
                     lps = [float(x) if x is not None else 0.0 for x in lp["token_logprobs"]]
+                tids = c.get("token_ids")
+                if isinstance(tids, list) and all(isinstance(t, int) for t in tids):
+                    ids = tids
             else:
                 msg = c.get("message") or {}
                 text = msg.get("content") if isinstance(msg, dict) else None
@@ -471,37 +670,44 @@ class OpenAIProvider:
                     lps = [float(t.get("logprob", 0.0)) for t in lp["content"]]
             if not isinstance(text, str):
                 raise TransientError(f"openai: malformed reply from {url}: choice without text")
-            out.append(
-                {
-                    "text": text,
-                    "finish_reason": "length" if c.get("finish_reason") == "length" else "stop",
-                    "server_finish_reason": c.get("finish_reason"),
-                    "logprobs": lps,
-                }
-            )
+            sample = {
+                "text": text,
+                "finish_reason": "length" if c.get("finish_reason") == "length" else "stop",
+                "server_finish_reason": c.get("finish_reason"),
+                "logprobs": lps,
+            }
+            if ids is not None:
+                sample["token_ids"] = ids
+            out.append(sample)
         # usage: the server's, split over the choices (sums stay exact); else counted locally
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if pt is None:
-            prompt_text = body.get("prompt") or "\n".join(
-                m.get("content", "") for m in body.get("messages", [])
-            )
-            pt = self._count(prompt_text) or 0
+            pt = self._estimate_input(body)
         per_choice_ct: list[int]
         if ct is None:
             per_choice_ct = []
             for s in out:
-                n_tok = len(s["logprobs"]) if s["logprobs"] is not None else self._count(s["text"])
-                per_choice_ct.append(n_tok or 0)
+                if s.get("token_ids") is not None:
+                    n_tok = len(s["token_ids"])
+                elif s["logprobs"] is not None:
+                    n_tok = len(s["logprobs"])
+                else:
+                    n_tok = self._count(s["text"]) or 0
+                per_choice_ct.append(n_tok)
         else:
             per_choice_ct = _split(int(ct), len(out))
-            if all(s["logprobs"] is not None for s in out) and sum(
-                len(s["logprobs"]) for s in out
-            ) == int(ct):
-                per_choice_ct = [len(s["logprobs"]) for s in out]
+            exact = [
+                len(s["token_ids"]) if s.get("token_ids") is not None else
+                len(s["logprobs"]) if s["logprobs"] is not None else None
+                for s in out
+            ]  # fmt: skip
+            if None not in exact and sum(exact) == int(ct):  # type: ignore[arg-type]
+                per_choice_ct = exact  # type: ignore[assignment]
         per_choice_pt = _split(int(pt), len(out))
         for s, p_, c_ in zip(out, per_choice_pt, per_choice_ct, strict=True):
             s["usage"] = {"prompt_tokens": p_, "completion_tokens": c_}
+            s["cost_usd"] = self.prices.cost(p_, c_)
         return out
 
     async def _request_samples(
@@ -516,13 +722,13 @@ class OpenAIProvider:
                 return got
             self._n_honoured[endpoint] = False
             rest = [i for i in indices if i not in got]
-            for part in await _gather_or_cancel(
+            for part in await _gather_or_stop(
                 [self._send(endpoint, body, seed_base, [i], n=1) for i in rest]
             ):
                 got.update(part)
             return got
         results: dict[int, dict] = {}
-        for part in await _gather_or_cancel(
+        for part in await _gather_or_stop(
             [self._send(endpoint, body, seed_base, [i], n=1) for i in indices]
         ):
             results.update(part)
@@ -538,14 +744,15 @@ class OpenAIProvider:
         seed = _seed(seed_base, indices[0])
         if seed is not None:
             wire["seed"] = seed
-        est = self._estimate_tokens(body, n)
-        data = await self._post(endpoint, wire, est)
-        samples = self._parse(endpoint, body, data, self.base_url + endpoint)[: len(indices)]
+        est_in = self._estimate_input(body)
+        max_out = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0) * n
+        data, hold = await self._post(endpoint, wire, est_in, max_out)
+        samples = self._parse(endpoint, body, data, self.base_url + endpoint)
         total = Usage()
-        for s in samples:
+        for s in samples:  # every choice returned is billed, even beyond what was asked
             total += Usage(**s["usage"])
-        self._account(total, est)
-        got = dict(zip(indices, samples, strict=False))
+        self._account(total, hold, est_in + max_out)
+        got = dict(zip(indices, samples[: len(indices)], strict=False))
         if self._writer is not None:
             self._writer.add(
                 [
@@ -556,15 +763,23 @@ class OpenAIProvider:
             )
         return got
 
-    @staticmethod
-    def _chunk(sample: dict, cached: bool) -> Chunk:
+    def _chunk(self, sample: dict, cached: bool, req: Extend, mode: Mode) -> Chunk:
+        handle = None
+        ids = sample.get("token_ids")
+        if mode.name == "token-ids":
+            ctx = self._context_ids(req)
+            new = ids if ids is not None else self._encode(sample["text"])
+            handle = TokenHandle(
+                prompt_key(req.prompt), req.prefix + sample["text"], ctx + tuple(new)
+            )
         return Chunk(
             text=sample["text"],
             finish_reason=sample["finish_reason"],
-            tokens=None,
+            tokens=list(ids) if ids is not None else None,
             logprobs=sample.get("logprobs"),
             usage=Usage(**sample.get("usage", {})),
             cached=cached,
+            handle=handle,
         )
 
     async def extend(self, requests: list[Extend]) -> list[list[Chunk]]:
@@ -584,34 +799,36 @@ class OpenAIProvider:
             check_positive_int("n", r.n)
             check_positive_int("max_tokens", r.max_tokens)
             check_positive_int("sample_index", r.sample_index, minimum=0)
-            endpoint, body = self._body(await self._choose_endpoint(r), r)
+            mode = await self._mode_for(r)
+            endpoint, body = self._body(mode, r)
             idx = [r.sample_index + j for j in range(r.n)]
             reqs = [self._cache_request(endpoint, body, r.params.seed, i) for i in idx]
-            plans.append((r, endpoint, body, idx, [stable_hash(q) for q in reqs]))
+            plans.append((r, mode, endpoint, body, idx, [stable_hash(q) for q in reqs]))
         hits: dict[str, dict] = {}
         if self._cache is not None:
             hits = self._cache.get_many([k for *_, keys in plans for k in keys])
         out: list[list[Chunk | None]] = []
         jobs = []
-        for pos, (r, endpoint, body, idx, keys) in enumerate(plans):
+        for pos, (r, mode, endpoint, body, idx, keys) in enumerate(plans):
             row: list[Chunk | None] = [None] * r.n
             missing = []
             for j, k in enumerate(keys):
                 if k in hits:
-                    row[j] = self._chunk(hits[k], cached=True)
+                    row[j] = self._chunk(hits[k], True, r, mode)
                     self.stats.cache_hits += 1
                 else:
                     missing.append(idx[j])
             out.append(row)
             if missing:
-                jobs.append(self._fill(pos, r, endpoint, body, idx, missing, out))
-        await _gather_or_cancel(jobs)
+                jobs.append(self._fill(pos, r, mode, endpoint, body, idx, missing, out))
+        await _gather_or_stop(jobs)
         return out  # type: ignore[return-value]
 
     async def _fill(
         self,
         pos: int,
         r: Extend,
+        mode: Mode,
         endpoint: str,
         body: dict,
         idx: list[int],
@@ -635,7 +852,7 @@ class OpenAIProvider:
         else:
             got = await self._request_samples(endpoint, body, seed, missing)
         for i, s in got.items():
-            out[pos][idx.index(i)] = self._chunk(s, cached=False)
+            out[pos][idx.index(i)] = self._chunk(s, False, r, mode)
 
     # ------------------------------------------------------------------ scoring
 
@@ -663,16 +880,19 @@ class OpenAIProvider:
         if hit is not None:
             self.stats.cache_hits += 1
             return list(hit["logprobs"])
-        data = await self._post(COMPLETIONS, body, self._estimate_tokens(body, 1))
+        est = self._estimate_input(body)
+        data, hold = await self._post(COMPLETIONS, body, est, 1)
         out = echo_slice(data, len(head), len(head) + len(text))
+        usage = data.get("usage") or {}
+        self._account(
+            Usage(usage.get("prompt_tokens", 0) or est, usage.get("completion_tokens", 0) or 0),
+            hold,
+            est + 1,
+        )
         if out is None:
             raise TransientError(
                 f"openai: malformed echo reply from {self.base_url}{COMPLETIONS}"
             ) from None
-        usage = data.get("usage") or {}
-        self._account(
-            Usage(usage.get("prompt_tokens", 0) or 0, usage.get("completion_tokens", 0) or 0), 0
-        )
         if self._cache is not None:
             self._cache.put(key, self.name, req, {"logprobs": out})
         return out
@@ -682,3 +902,37 @@ def _split(total: int, parts: int) -> list[int]:
     """`total` split into `parts` integers that sum to it (remainder to the first ones)."""
     q, r = divmod(total, parts)
     return [q + (1 if i < r else 0) for i in range(parts)]
+
+
+def probe_endpoint(
+    base_url: str,
+    model: str,
+    *,
+    tokenizer: str | None = None,
+    store: Any = None,
+    reprobe: bool = False,
+) -> dict[str, Any]:
+    """Probe (or read the stored probe of) an endpoint for a model: what `iro-bb probe` shows.
+    Adds "choice_chat" and "choice_text": the mode `auto` takes for chat and for text prompts."""
+
+    async def go() -> dict[str, Any]:
+        p = OpenAIProvider(
+            model, base_url=base_url, store=store, tokenizer=tokenizer, reprobe=reprobe
+        )
+        try:
+            stored = p.stored_probe() is not None
+            caps = dict(await p.probe())
+            caps["stored"] = stored
+            for key, chat in (("choice_chat", True), ("choice_text", False)):
+                p._chosen = None
+                try:
+                    await p.prepare(needs_continuation=False, chat_prompts=chat)
+                    caps[key] = p._chosen
+                except ConfigError:
+                    caps[key] = None
+            caps["warnings"] = OpenAIProvider.sampling_warnings(caps)
+            return caps
+        finally:
+            await p.aclose()
+
+    return asyncio.run(go())
