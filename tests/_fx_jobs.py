@@ -87,13 +87,12 @@ register_probe()
 
 
 @pytest.fixture
-def jobs_db(tmp_path) -> str:
-    """A fresh SQLite store file for jobs."""
+def jobs_db(db_url) -> str:
+    """A fresh store for jobs: a SQLite file, then a PostgreSQL database (each test runs twice)."""
     from iro_blackbox.store import open_store
 
-    path = tmp_path / "jobs.db"
-    open_store(str(path)).close()
-    return str(path)
+    open_store(db_url).close()
+    return db_url
 
 
 @pytest.fixture

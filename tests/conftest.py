@@ -28,5 +28,6 @@ from _fx_graders import *  # noqa: E402,F401,F403
 from _fx_hf import *  # noqa: E402,F401,F403
 from _fx_jobs import *  # noqa: E402,F401,F403
 from _fx_llama import *  # noqa: E402,F401,F403
+from _fx_pg import *  # noqa: E402,F401,F403
 from _fx_search import *  # noqa: E402,F401,F403
 from _fx_value import *  # noqa: E402,F401,F403

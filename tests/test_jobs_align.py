@@ -257,3 +257,58 @@ def test_align_job_survives_sigkill_then_generate_and_cancel(proxy, tmp_path, ca
         t.join(timeout=300)
     assert get_job(cid, db)["status"] == "cancelled"
     assert rows(db, "SELECT status FROM runs WHERE name='to-cancel'") == [("cancelled",)]
+
+
+def test_two_workers_on_postgresql_one_sigkilled_mid_job(proxy, pg_url, tmp_path, capsys):
+    """Two worker processes claim from one PostgreSQL; the one that took the align job is
+    SIGKILLed mid-iteration and the other finishes it: every rollout stored once, no answered
+    request sent again."""
+    from _fx_pg import sql_rows
+
+    db = pg_url
+    data, evals = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    data.write_text(
+        "".join(json.dumps({"id": f"t{i}", "prompt": p}) + "\n" for i, p in enumerate(PROMPTS[:3]))
+    )
+    evals.write_text(json.dumps({"id": "e0", "prompt": PROMPTS[3]}) + "\n")
+    jid = submit_align(capsys, db, data, evals, proxy, "--seed", "7", "--out", str(tmp_path / "r"))
+    workers = [
+        worker_proc(db, "--stale-after", "3", "--poll", "0.2", log=tmp_path / f"w{i}.log")
+        for i in range(2)
+    ]
+    try:
+        owner = wait_for(lambda: get_job(jid, db)["worker"], 300, "a claim", 0.1)
+        pid = int(owner.split(":")[1])
+        first = next(w for w in workers if w.pid == pid)
+        other = next(w for w in workers if w.pid != pid)
+
+        def train_rollouts() -> int:
+            got = sql_rows(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train'")
+            return got[0][0] if got else 0
+
+        wait_for(lambda: train_rollouts() >= 4, 600, "iteration-1 rollouts", 0.05)
+        killed_at = time.time()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        answered_before = {(p, raw) for p, raw, end in proxy.finished if end < killed_at - 1.0}
+        n_before = len(proxy.received)
+        wait_for(lambda: get_job(jid, db)["status"] in ("done", "failed"), 900, "the job", 0.5)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+                w.wait(timeout=120)
+    job = get_job(jid, db)
+    assert job["status"] == "done", (job["error"], [(tmp_path / f"w{i}.log").read_text()[-2000:]
+                                                    for i in range(2)])  # fmt: skip
+    assert job["attempts"] == 2 and f":{other.pid}:" in job["worker"]  # the other finished it
+    assert any("stopped heartbeating" in r["message"] for r in job_logs(jid, db))
+    dup = "SELECT t, phase, method, example_id, search, idx, count(*) c FROM rollouts "
+    assert sql_rows(db, dup + "GROUP BY 1,2,3,4,5,6 HAVING count(*) > 1") == []
+    assert sql_rows(db, "SELECT count(*) FROM rollouts WHERE t=1 AND phase='train'") == [(12,)]
+    assert sql_rows(db, "SELECT stage FROM iterations ORDER BY t") == [("done",), ("done",)]
+    after = [(r.path, json.dumps(r.body)) for r in proxy.received[n_before:]]
+    resent = [a for a in after
+              if any(a[0] == p and json.loads(raw or b"{}") == json.loads(a[1])
+                     for p, raw in answered_before)]  # fmt: skip
+    assert answered_before and len(proxy.received) > n_before and resent == []

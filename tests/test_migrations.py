@@ -1,6 +1,7 @@
 """Stores made by the previous release migrate: tests/data/store_v1.sql is the SQL dump of a store
 iro-bb 0.1.0 wrote (a 2-iteration align, a `generate` run and a queued job, made with that
-release's own code), loaded into a real SQLite file and opened with today's code."""
+release's own code), loaded into a real SQLite file, and into a real PostgreSQL database (the same
+tables in PostgreSQL's types, the same rows), and opened with today's code."""
 
 from __future__ import annotations
 
@@ -16,21 +17,75 @@ from iro_blackbox.store import SCHEMA_VERSION, JobQueue, Rollout, RunRepository,
 V1_DUMP = Path(__file__).parent / "data" / "store_v1.sql"
 
 
-@pytest.fixture
-def v1_db(tmp_path) -> str:
-    path = tmp_path / "v1.db"
-    con = sqlite3.connect(path)
-    con.executescript(V1_DUMP.read_text())
-    con.close()
-    return str(path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def v1_db(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "v1.db"
+        con = sqlite3.connect(path)
+        con.executescript(V1_DUMP.read_text())
+        con.close()
+        return str(path)
+    url = request.getfixturevalue("pg_url")
+    load_v1_into_postgresql(url)
+    return url
+
+
+def load_v1_into_postgresql(url: str) -> None:
+    """The v1 dump's tables, as iro-bb 0.1.0 created them on PostgreSQL (SERIAL ids, TIMESTAMP),
+    and its rows, through an in-memory SQLite copy."""
+    import json
+    import re
+    from datetime import datetime
+
+    from sqlalchemy import JSON, Boolean, DateTime, MetaData, create_engine, text
+
+    from iro_blackbox.store.db import resolve_db_url
+
+    lite = sqlite3.connect(":memory:")
+    lite.executescript(V1_DUMP.read_text())
+    ddl = [r[0] for r in lite.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+                                      "ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid")]  # fmt: skip
+    engine = create_engine(resolve_db_url(url))
+    with engine.begin() as con:
+        for stmt in ddl:
+            stmt = stmt.replace("DATETIME", "TIMESTAMP")
+            if "PRIMARY KEY (id)" in stmt:
+                stmt = re.sub(r"\bid INTEGER NOT NULL", "id SERIAL NOT NULL", stmt)
+            con.execute(text(stmt))
+    meta = MetaData()
+    meta.reflect(engine)
+    tables = [r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                         "ORDER BY rowid")]  # fmt: skip
+    with engine.begin() as con:
+        for name in tables:
+            table = meta.tables[name]
+            cur = lite.execute(f"SELECT * FROM {name}")
+            cols = [d[0] for d in cur.description]
+            rows = []
+            for values in cur.fetchall():
+                row = {}
+                for c, v in zip(cols, values, strict=True):
+                    kind = table.c[c].type
+                    if v is not None and isinstance(kind, Boolean):
+                        v = bool(v)
+                    elif isinstance(v, str) and isinstance(kind, JSON):
+                        v = json.loads(v)
+                    elif isinstance(v, str) and isinstance(kind, DateTime):
+                        v = datetime.fromisoformat(v)
+                    row[c] = v
+                rows.append(row)
+            if rows:
+                con.execute(table.insert(), rows)
+            if "id" in table.c and rows:
+                con.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                 f"(SELECT max(id) FROM {name}))"))  # fmt: skip
+    engine.dispose()
 
 
 def _sql(db: str, query: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
+    from _fx_pg import sql_rows
+
+    return sql_rows(db, query)
 
 
 def test_v1_store_migrates_to_the_current_schema(v1_db):

@@ -1,10 +1,12 @@
-"""The store on a real SQLite file: create, write, reopen, read; schema version checks."""
+"""The store on a real SQLite file and a real PostgreSQL database: create, write, reopen, read;
+schema version checks; clear one-line errors for a database that cannot be used."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
+from _fx_pg import sql_rows
 from sqlalchemy import select
 
 from iro_blackbox.errors import StoreError
@@ -21,9 +23,8 @@ from iro_blackbox.store import (
 )
 
 
-def test_rows_survive_reopen(tmp_path):
-    path = tmp_path / "runs.db"
-    st = open_store(str(path))
+def test_rows_survive_reopen(db_url):
+    st = open_store(db_url)
     with st.session() as s:
         run = Run(name="r1", config={"model": "m", "w": 4})
         s.add(run)
@@ -48,9 +49,8 @@ def test_rows_survive_reopen(tmp_path):
             )
         )
     st.close()
-    assert path.is_file() and path.stat().st_size > 0
 
-    st2 = open_store(str(path))
+    st2 = open_store(db_url)
     with st2.session() as s:
         run = s.scalar(select(Run).where(Run.name == "r1"))
         assert run.config == {"model": "m", "w": 4}
@@ -73,17 +73,20 @@ def test_sqlite_pragmas(store):
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
 
 
-def test_newer_schema_refused(tmp_path):
-    path = tmp_path / "new.db"
-    open_store(str(path)).close()
-    con = sqlite3.connect(path)
-    con.execute(
-        "UPDATE iro_meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),)
-    )
-    con.commit()
-    con.close()
+def execute(db: str, sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(resolve_db_url(db))
+    with engine.begin() as con:
+        con.execute(text(sql))
+    engine.dispose()
+
+
+def test_newer_schema_refused(db_url):
+    open_store(db_url).close()
+    execute(db_url, f"UPDATE iro_meta SET value='{SCHEMA_VERSION + 1}' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="newer than this iro-bb understands"):
-        open_store(str(path))
+        open_store(db_url)
 
 
 def test_foreign_database_refused(tmp_path):
@@ -100,14 +103,38 @@ def test_foreign_database_refused(tmp_path):
     assert tables == {"customers"}
 
 
-def test_foreign_app_refused(tmp_path):
-    path = tmp_path / "other.db"
-    open_store(str(path)).close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE iro_meta SET value='something-else' WHERE key='app'")
-    con.commit()
+def test_foreign_app_refused(db_url):
+    open_store(db_url).close()
+    execute(db_url, "UPDATE iro_meta SET value='something-else' WHERE key='app'")
     with pytest.raises(StoreError, match="belongs to 'something-else'"):
-        open_store(str(path))
+        open_store(db_url)
+
+
+def test_foreign_postgresql_database_refused_untouched(pg_url):
+    execute(pg_url, "CREATE TABLE customers (id SERIAL PRIMARY KEY, name TEXT)")
+    with pytest.raises(StoreError, match="not made by iro-bb"):
+        open_store(pg_url)
+    assert sql_rows(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname='public'") == [
+        ("customers",)
+    ]
+
+
+def test_postgresql_bad_targets_are_one_clear_line(pg_server):
+    from _fx_llama import free_port
+
+    host = pg_server.url.rsplit("@", 1)[1]
+    cases = [
+        (f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x", "cannot connect"),
+        (f"postgresql+psycopg://nobody:pw@{host}/postgres", 'role "nobody" does not exist'),
+        (f"{pg_server.url}/no_such_db", 'database "no_such_db" does not exist'),
+        ("postgresql+nodriver://u@127.0.0.1/x", "no driver"),
+    ]
+    for url, needle in cases:
+        with pytest.raises(StoreError) as e:
+            open_store(url)
+        msg = str(e.value)
+        assert needle in msg and "\n" not in msg and "Traceback" not in msg, msg
+        assert "pw" not in msg  # the password is never shown
 
 
 def test_db_url_resolution(tmp_path, monkeypatch):
@@ -116,10 +143,12 @@ def test_db_url_resolution(tmp_path, monkeypatch):
     assert resolve_db_url() == f"sqlite:///{tmp_path / 'h' / 'iro.db'}"
     assert resolve_db_url("x.db") == "sqlite:///x.db"
     monkeypatch.setenv("IRO_DB", "postgresql://u:p@host/db")
-    assert resolve_db_url() == "postgresql://u:p@host/db"
+    assert resolve_db_url() == "postgresql+psycopg://u:p@host/db"  # psycopg 3, the driver we ship
+    assert resolve_db_url("postgresql+psycopg://u@h/d") == "postgresql+psycopg://u@h/d"
 
 
-def test_request_cache_roundtrip(store):
+def test_request_cache_roundtrip(any_store):
+    store = any_store
     rc = RequestCacheStore(store)
     req = {"model": "m", "prompt": "p", "sample_index": 3}
     key = rc.key(req)
@@ -134,8 +163,8 @@ def test_request_cache_roundtrip(store):
     assert rc.clear() == 1 and rc.get(key) is None
 
 
-def test_grade_cache(store):
-    gc = GradeCacheStore(store)
+def test_grade_cache(any_store):
+    gc = GradeCacheStore(any_store)
     k = gc.key("g1", {"id": 1}, "text")
     assert gc.get(k) is None
     gc.put(k, "g1", 0.7)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import StoreError
@@ -35,9 +35,37 @@ def resolve_db_url(db: str | None = None) -> str:
     db = db or os.environ.get("IRO_DB")
     if not db:
         db = str(default_home() / "iro.db")
+    for plain in ("postgresql://", "postgres://"):  # psycopg 3, not SQLAlchemy's psycopg2 default
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain) :]
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser()}"
+
+
+def explain(display_url: str, e: BaseException) -> str:
+    """One line saying why the database at `display_url` cannot be used, and what to do."""
+    orig = getattr(e, "orig", None) or e
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    where = f"database {display_url}"
+    low = str(orig).lower()
+    if isinstance(e, NoSuchModuleError) or "can't load plugin" in low:
+        return (
+            f"cannot open {where}: no driver for that URL scheme; use sqlite:///FILE or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+        )
+    if isinstance(e, ImportError):
+        return f"cannot open {where}: {first} (pip install 'psycopg[binary]' for PostgreSQL)"
+    if "connection refused" in low or "could not translate host" in low or "timeout" in low:
+        return (
+            f"cannot connect to {where}: {first.split(': ')[-1]}; is the server running and "
+            "listening there?"
+        )
+    if "password authentication failed" in low or ("role" in low and "does not exist" in low):
+        return f"cannot log in to {where}: {first.split('FATAL:  ')[-1]}; check the user and password"
+    if "database" in low and "does not exist" in low:
+        return f"cannot open {where}: {first.split('FATAL:  ')[-1]}; create it (createdb) or fix the name"
+    return f"cannot open {where}: {first}"
 
 
 def _redact(url: str) -> str:
@@ -107,10 +135,11 @@ def open_store(db: str | None = None) -> Store:
     try:
         engine = make_engine(url)
     except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
-        raise StoreError(f"cannot open database {_redact(url)}: {e}") from None
+        raise StoreError(explain(_redact(url), e)) from None
     store = Store(url, engine)
     try:
         migrate(engine, store.display_url)
-    except SQLAlchemyError as e:
-        raise StoreError(f"cannot open database {store.display_url}: {e}") from None
+    except (SQLAlchemyError, ImportError) as e:
+        engine.dispose()
+        raise StoreError(explain(store.display_url, e)) from None
     return store

@@ -4,9 +4,11 @@
     job_id = q.submit("generate", {"run": "demo", "input": "/abs/p.jsonl", "output": "/abs/o.jsonl"})
     claim = q.claim(worker="host:123:ab12", stale_after=60)   # None when nothing is runnable
 
-A claim is one `UPDATE jobs ... WHERE id = ? AND (status = 'queued' OR (status = 'running' AND
-heartbeat_at < cutoff))` whose row count says who won, so two workers (processes, machines) never
-run the same job, on SQLite and on PostgreSQL alike. Every later write of a running job is fenced by
+On PostgreSQL a claim is `SELECT ... FOR UPDATE SKIP LOCKED` of the oldest runnable job, then its
+UPDATE in the same transaction: workers on many machines each take a different row at once, none
+waiting on another's lock. SQLite has no row locks; there a claim is one `UPDATE jobs ... WHERE
+id = ? AND (status = 'queued' OR (status = 'running' AND heartbeat_at < cutoff))` whose row count
+says who won. Either way two workers (processes, machines) never run the same job. Every later write of a running job is fenced by
 the claim token (`worker` column): a worker that was presumed dead and lost its job cannot
 overwrite the new owner's state.
 """
@@ -155,6 +157,24 @@ class JobQueue:
                 if n == 1:
                     s.add(JobLog(job_id=job_id, level="warning", message=msg))
 
+    @staticmethod
+    def _claimed(s: Any, job_id: int, status: str, previous: str | None, worker: str) -> Claim:
+        """The Claim of a job just taken in session `s` (logged with it)."""
+        j = s.get(Job, job_id)
+        s.refresh(j)
+        msg = f"claimed by {worker} (attempt {j.attempts})"
+        if status == "running":
+            msg += f"; its previous worker {previous} stopped heartbeating"
+        s.add(JobLog(job_id=job_id, level="info", message=msg))
+        return Claim(
+            id=j.id,
+            kind=j.kind,
+            args=dict(j.args or {}),
+            worker=worker,
+            attempt=j.attempts,
+            progress=dict(j.progress or {}),
+        )
+
     def claim(
         self,
         worker: str,
@@ -177,45 +197,35 @@ class JobQueue:
                 Job.attempts < max_attempts,
             ),
         )
-        q = select(Job.id, Job.status, Job.worker).where(runnable).order_by(Job.id).limit(20)
+        q = select(Job.id, Job.status, Job.worker).where(runnable).order_by(Job.id)
         if kinds is not None:
             q = q.where(Job.kind.in_(kinds))
+        take = dict(
+            status="running",
+            worker=worker,
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            finished_at=None,
+            error=None,
+        )
+        if self.store.engine.dialect.name == "postgresql":
+            # the row lock is the claim: other workers skip it instead of waiting for it
+            with self.store.session() as s:
+                row = s.execute(q.limit(1).with_for_update(skip_locked=True)).first()
+                if row is None:
+                    return None
+                s.execute(update(Job).where(Job.id == row.id).values(**take))
+                return self._claimed(s, row.id, row.status, row.worker, worker)
+        # SQLite has no row locks: a conditional UPDATE that only one writer can win
         with self.store.session() as s:
-            candidates = s.execute(q).all()
+            candidates = s.execute(q.limit(20)).all()
         for job_id, status, previous in candidates:
             with self.store.session() as s:
-                won = (
-                    s.execute(
-                        update(Job)
-                        .where(Job.id == job_id, runnable)
-                        .values(
-                            status="running",
-                            worker=worker,
-                            heartbeat_at=now,
-                            attempts=Job.attempts + 1,
-                            started_at=now,
-                            finished_at=None,
-                            error=None,
-                        )
-                    ).rowcount
-                    == 1
-                )
-                if not won:
+                won = s.execute(update(Job).where(Job.id == job_id, runnable).values(**take))
+                if won.rowcount != 1:
                     continue  # another worker was faster: try the next candidate
-                j = s.get(Job, job_id)
-                s.refresh(j)
-                msg = f"claimed by {worker} (attempt {j.attempts})"
-                if status == "running":
-                    msg += f"; its previous worker {previous} stopped heartbeating"
-                s.add(JobLog(job_id=job_id, level="info", message=msg))
-                return Claim(
-                    id=j.id,
-                    kind=j.kind,
-                    args=dict(j.args or {}),
-                    worker=worker,
-                    attempt=j.attempts,
-                    progress=dict(j.progress or {}),
-                )
+                return self._claimed(s, job_id, status, previous, worker)
         return None
 
     # -- while running (all fenced by the claim token) ---------------------------------------

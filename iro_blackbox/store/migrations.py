@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, inspect, select, text
-from sqlalchemy.exc import OperationalError
 
 from ..errors import StoreError
 from .schema import Base, Generation, Meta, Migration, Probe, Rollout
@@ -130,10 +129,7 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 def migrate(engine: Engine, display_url: str) -> None:
     """Create or upgrade the database behind `engine` (StoreError if it is not iro-bb's)."""
-    try:
-        tables = set(inspect(engine).get_table_names())
-    except OperationalError as e:
-        raise StoreError(f"cannot open database {display_url}: {e.orig}") from None
+    tables = set(inspect(engine).get_table_names())  # connection errors: open_store explains
     if not tables:
         with engine.begin() as conn:
             Base.metadata.create_all(conn)
