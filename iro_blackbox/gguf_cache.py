@@ -63,11 +63,16 @@ def cached_build(
     return obj
 
 
+DEQUANTIZED_FORMAT = "v2"  # v2: tied weights saved as the input embedding (engines read that)
+
+
 def save_dequantized(model: Any, folder: Path) -> None:
     """Save a model transformers loaded from a GGUF file as a plain transformers folder (its own
     save_pretrained refuses: the model still counts as GGUF-quantized, though its weights are
-    ordinary float tensors by now)."""
-    from safetensors.torch import save_model  # heavy: torch
+    ordinary float tensors by now). Tied output and input embeddings are saved once, under the
+    input embedding's name, as the hub's checkpoints do: vLLM and others load the output layer
+    from it (and would leave it empty if only `lm_head.weight` were there)."""
+    from safetensors.torch import save_file  # heavy: torch
 
     config = copy.deepcopy(model.config)
     if hasattr(config, "quantization_config"):
@@ -75,4 +80,11 @@ def save_dequantized(model: Any, folder: Path) -> None:
     config.save_pretrained(folder)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(folder)
-    save_model(model, str(Path(folder) / "model.safetensors"))
+    state, seen = {}, set()
+    tied = getattr(config, "tie_word_embeddings", False)
+    for name, tensor in model.state_dict().items():
+        if (tied and name.endswith("lm_head.weight")) or tensor.data_ptr() in seen:
+            continue  # a shared tensor is saved once (safetensors refuses aliases)
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().contiguous()
+    save_file(state, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})

@@ -60,15 +60,33 @@ def start_postgres() -> PgServer:
         shutil.chown(data, "postgres", "postgres")
     run = dict(check=True, capture_output=True, text=True, timeout=120)
     subprocess.run(
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                     "-E", "UTF8", "--no-sync"),  # fmt: skip
+        _as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ),  # fmt: skip
         **run,
     )
     port = free_port()
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     subprocess.run(
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                     str(data / "server.log"), "-w", "start"),  # fmt: skip
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "start",
+        ),  # fmt: skip
         **run,
     )
     return PgServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}", data)

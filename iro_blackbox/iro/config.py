@@ -42,6 +42,8 @@ NOT_RESULTS = frozenset(
         "device",
         "base_url",
         "reprobe",
+        "vllm_python",
+        "vllm_kv_cache_gb",
         "price_input",
         "price_output",
         "max_cost",

@@ -23,6 +23,7 @@ the grader and the value trainer are injected (AlignLoop's arguments); `align` b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset import Example, check_disjoint, hold_out, load_examples, prompt_text
-from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError
+from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError, IroError
 from ..graders import CachedGrader, Grader, load_grader
 from ..progress import RunProgress
 from ..providers import Provider, build_provider
@@ -179,6 +180,7 @@ class AlignLoop:
             if self._own_provider:
                 await self.provider.aclose()
             raise
+        created = self.repo.get(self.name) is None
         self._open_run()
         if budget is not None:
             self.provider.budget = BudgetGuard(  # type: ignore[union-attr]
@@ -194,12 +196,20 @@ class AlignLoop:
                 cancel_check=self.cancel_check,
             ) as self.progress:
                 self._log_start()
-                await self._prepare_provider()
+                try:
+                    await self._prepare_provider()
+                except IroError:
+                    if created and not self.repo.spent(self.run_id).get("requests"):
+                        self._discard_new_run()  # refused before any work: nothing half-written
+                        created = None
+                    raise
                 await self.evaluate_base()
                 for t in range(1, self.cfg.run.iterations + 1):
                     await self.iterate(t)
             return self._finish()
         except BaseException as e:
+            if created is None:  # discarded
+                raise
             status = "cancelled" if isinstance(e, Cancelled) else "failed"
             if isinstance(e, BudgetExceeded):
                 status = "stopped"
@@ -233,7 +243,8 @@ class AlignLoop:
         was never probed, come before)."""
         p = self.provider
         prepare = getattr(p, "prepare", None)
-        probed = prepare is None or p.stored_probe() is not None
+        stored = getattr(p, "stored_probe", None)  # API providers: what the endpoint can do
+        probed = stored is None or stored() is not None
         if probed:  # nothing to ask the endpoint first: the estimate comes before any request
             self._show_estimate(self._estimate())
         else:
@@ -608,6 +619,14 @@ class AlignLoop:
         (self.out_dir / "config.json").write_text(
             json.dumps({"run": self.name, **cfg.to_dict()}, indent=2)
         )
+
+    def _discard_new_run(self) -> None:
+        """Remove a run this attempt created, when it was refused before doing anything."""
+        self.repo.delete(self.run_id)
+        cfg_file = self.out_dir / "config.json"
+        cfg_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.out_dir.rmdir()  # only if nothing else is in it
 
     def _log_start(self) -> None:
         cfg = self.cfg

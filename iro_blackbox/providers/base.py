@@ -63,6 +63,18 @@ class Chunk:
     handle: Any = None  # pass back in Extend.handle to continue prefix + text cheaply
 
 
+@dataclass(frozen=True, eq=False)
+class TokenHandle:
+    """A continuation handle holding the exact token ids of prompt + answer so far, for engines
+    that take token-ID prompts (vLLM, the openai provider's token-ids mode): continuing from it
+    is token-exact, never a re-tokenization of the text."""
+
+    prompt_key: str
+    response_text: str
+    token_ids: tuple[int, ...]
+    n_prompt: int = 0  # how many of token_ids are the prompt's
+
+
 @dataclass
 class ProviderStats:
     """Counters a run reports (requests, cache hits, tokens, cost)."""

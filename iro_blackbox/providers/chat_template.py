@@ -79,3 +79,23 @@ class PromptEncoder:
             if len(self._ids) > self.capacity:
                 self._ids.popitem(last=False)
         return ids
+
+
+CONTEXT_TOKENS = (
+    4  # tokens of context decoded with new tokens so their first word keeps its spacing
+)
+
+
+def continuation_text(tokenizer: Any, context: Any, n_prompt: int, new: list[int]) -> str:
+    """Text of the `new` token ids as it reads after `context` (the prompt's n_prompt ids, then
+    the answer so far): decoded together with the last few context tokens of the answer, so a
+    leading space that belongs to the first new word is kept."""
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    ctx = list(context[max(n_prompt, len(context) - CONTEXT_TOKENS) :])
+    if not ctx:
+        return decode(list(new))
+    before, after = decode(ctx), decode(ctx + list(new))
+    return after[len(before) :] if after.startswith(before) else decode(list(new))

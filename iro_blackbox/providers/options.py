@@ -34,7 +34,8 @@ class ProviderOptions:
         default=DEFAULT_MODEL,
     )
     provider: str = option(
-        "Where the policy runs: hf (local transformers) or openai (any OpenAI-compatible API).",
+        "Where the policy runs: hf (local transformers), vllm (vLLM's offline engine) or openai "
+        "(any OpenAI-compatible API).",
         default="hf",
     )
     base_url: str | None = option(
@@ -87,6 +88,20 @@ class ProviderOptions:
         default=None,
     )
 
+    vllm_python: str | None = option(
+        "vllm provider: the Python that has vLLM installed (default: $IRO_VLLM_PYTHON, else "
+        "this one).",
+        default=None,
+    )
+    vllm_dtype: str = option(
+        "vllm provider: weights and activations dtype: auto | float32 | bfloat16 | float16.",
+        default="auto",
+    )
+    vllm_kv_cache_gb: int = option("vllm provider, CPU builds: KV cache memory in GiB.", default=1)
+    vllm_tensor_parallel: int = option(
+        "vllm provider: GPUs one model is split over (tensor parallel).", default=1
+    )
+
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
             raise ConfigError(
@@ -99,6 +114,12 @@ class ProviderOptions:
             raise ConfigError(
                 f"api_mode must be one of {', '.join(API_MODES)}, got {self.api_mode!r}"
             )
+        check_positive_int("vllm_tensor_parallel", self.vllm_tensor_parallel)
+        if self.vllm_dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(
+                f"vllm_dtype must be auto, float32, bfloat16 or float16, got {self.vllm_dtype!r}"
+            )
+        check_positive_int("vllm_kv_cache_gb", self.vllm_kv_cache_gb)
         if self.batch_api and self.provider != "openai":
             raise ConfigError("batch_api needs --provider openai")
         for name in ("price_input", "price_output", "max_cost"):

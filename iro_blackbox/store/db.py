@@ -62,7 +62,9 @@ def explain(display_url: str, e: BaseException) -> str:
             "listening there?"
         )
     if "password authentication failed" in low or ("role" in low and "does not exist" in low):
-        return f"cannot log in to {where}: {first.split('FATAL:  ')[-1]}; check the user and password"
+        return (
+            f"cannot log in to {where}: {first.split('FATAL:  ')[-1]}; check the user and password"
+        )
     if "database" in low and "does not exist" in low:
         return f"cannot open {where}: {first.split('FATAL:  ')[-1]}; create it (createdb) or fix the name"
     return f"cannot open {where}: {first}"

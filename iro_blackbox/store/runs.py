@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from ..errors import InputError
 from .db import Store
@@ -92,6 +92,11 @@ class RunRepository:
             for it in s.scalars(select(Iteration).order_by(Iteration.t)):
                 its.setdefault(it.run_id, []).append(it)
             return [(r, its[r.id]) for r in runs]
+
+    def delete(self, run_id: int) -> None:
+        """Remove a run and everything stored under it (examples, iterations, rollouts, ...)."""
+        with self.store.session() as s:  # the children go by ON DELETE CASCADE
+            s.execute(delete(Run).where(Run.id == run_id))
 
     def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self._update_run(run_id, status=status, error=error)

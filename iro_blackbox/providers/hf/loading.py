@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ...errors import ConfigError, ModelNotFoundError
-from ...gguf_cache import cached_build, entry_path, save_dequantized
+from ...gguf_cache import DEQUANTIZED_FORMAT, cached_build, entry_path, save_dequantized
 from ...models import pick_dtype, resolve_model
 from ...tokenizers import load_tokenizer
 
@@ -66,7 +66,7 @@ def load_model(spec: str, device: str, dtype: torch.dtype) -> tuple[Any, Any, st
     try:
         if rm.gguf_file:  # dequantized once, then loaded from the disk cache (gguf_cache.py)
             model = cached_build(
-                entry_path("models", rm.path, rm.gguf_file, dtype),
+                entry_path("models", rm.path, rm.gguf_file, dtype, DEQUANTIZED_FORMAT),
                 "config.json",
                 lambda d: AutoModelForCausalLM.from_pretrained(d, dtype=dtype),
                 from_source,

@@ -43,7 +43,13 @@ from ...models import pick_device
 from ...params import SamplingParams, check_positive_int
 from ...utils import derive_seed
 from ..base import Chunk, Extend, Prompt, ProviderStats, Usage
-from ..chat_template import PromptEncoder, check_prompt, prompt_key, render_prompt
+from ..chat_template import (
+    PromptEncoder,
+    check_prompt,
+    continuation_text,
+    prompt_key,
+    render_prompt,
+)
 from .kv import (
     GatheredCache,
     KVBlock,
@@ -57,7 +63,6 @@ from .loading import eos_ids, load_model, parse_dtype, plain_dynamic_cache
 from .sampling import sample_next
 
 _owner_ids = itertools.count(1)
-_CTX_TOKENS = 4  # tokens of context decoded with a chunk so its first word keeps its spacing
 
 
 @dataclass(eq=False)
@@ -548,11 +553,7 @@ class HFProvider:
 
     def _new_text(self, row: _Row, new: list[int]) -> str:
         """Text of `new` as it reads after the row's context (keeps a leading space)."""
-        ctx = list(row.context[max(row.n_prompt, len(row.context) - _CTX_TOKENS) :])
-        if not ctx:
-            return self._decode(new)
-        before, after = self._decode(ctx), self._decode(ctx + new)
-        return after[len(before) :] if after.startswith(before) else self._decode(new)
+        return continuation_text(self.tokenizer, row.context, row.n_prompt, new)
 
     def _chunk(self, row: _Row, block: KVBlock | None, r: int) -> Chunk:
         tokens, logprobs = row.new, row.logprobs

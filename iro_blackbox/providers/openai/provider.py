@@ -23,7 +23,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from ...credentials import api_key_for
@@ -34,7 +33,7 @@ from ...store.cache import RequestCacheStore
 from ...store.probes import ProbeStore
 from ...tokenizers import load_tokenizer
 from ...utils import canonical_json, derive_seed, stable_hash
-from ..base import Chunk, Extend, Prompt, ProviderStats, Usage
+from ..base import Chunk, Extend, Prompt, ProviderStats, TokenHandle, Usage
 from ..budget import BudgetGuard, Hold
 from ..cache_writer import CacheWriter
 from ..chat_template import PromptEncoder, check_prompt, prompt_key, render_prompt
@@ -92,15 +91,6 @@ async def _gather_or_stop(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
             if not t.done():
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@dataclass(frozen=True, eq=False)
-class TokenHandle:
-    """Continuation token of the token-ids mode: the exact token ids of prompt + answer so far."""
-
-    prompt_key: str
-    response_text: str
-    token_ids: tuple[int, ...]
 
 
 class OpenAIProvider:

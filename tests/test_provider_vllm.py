@@ -1,0 +1,183 @@
+"""vLLM for real, on CPU: the `vllm` provider on the offline engine (token-exact continuation,
+seeds, one engine call for concurrent searches, scoring, a run end to end), the openai provider
+against vLLM's own server (the probe finds token-ID prompts and `n`; a search sends one request per
+beam), and the bad inputs (no vLLM in that Python, a model vLLM cannot load) as one line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from iro_blackbox.dataset import Example
+from iro_blackbox.errors import ConfigError, ModelNotFoundError
+from iro_blackbox.params import SamplingParams
+from iro_blackbox.providers.base import Extend, TokenHandle
+from iro_blackbox.search import SearchParams, cbs
+
+pytestmark = pytest.mark.slow
+
+COUNT = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
+PROMPTS = [
+    [{"role": "user", "content": "Write one sentence about the sea."}],
+    [{"role": "user", "content": "Write one sentence about a forest."}],
+    "Once upon a time",
+]
+
+
+def test_vllm_provider_continues_token_exact_and_seeded(vllm_provider):
+    p = vllm_provider
+    sp = SamplingParams(temperature=0.0)
+
+    async def go():
+        first = (await p.extend([Extend(COUNT, "1, 2, 3, 4,", n=1, max_tokens=4, params=sp)]))[0][0]
+        h = first.handle
+        assert isinstance(h, TokenHandle) and h.response_text == "1, 2, 3, 4," + first.text
+        # continuing from the handle = continuing the whole text greedily in one go
+        nxt = (await p.extend([Extend(COUNT, h.response_text, 1, 4, sp, handle=h)]))[0][0]
+        whole = (await p.extend([Extend(COUNT, "1, 2, 3, 4,", 1, 8, sp)]))[0][0]
+        return first, nxt, whole
+
+    first, nxt, whole = asyncio.run(go())
+    assert first.text.startswith(" 5,") and first.finish_reason == "length"
+    assert first.text + nxt.text == whole.text
+    assert first.tokens + nxt.tokens == whole.tokens
+
+    seeded = SamplingParams(temperature=1.0, seed=11)
+
+    async def sample(index):
+        r = await p.extend([Extend(PROMPTS[0], "", n=3, max_tokens=8, params=seeded,
+                                   sample_index=index)])  # fmt: skip
+        return [c.text for c in r[0]]
+
+    a, b, c = asyncio.run(sample(0)), asyncio.run(sample(0)), asyncio.run(sample(3))
+    assert a == b and len(set(a)) > 1 and a != c  # same seed -> same samples; others differ
+    # sample j does not depend on the request it came in: samples 1..2 of a call from index 1
+    assert asyncio.run(sample(1))[:2] == a[1:]
+
+
+def test_concurrent_searches_share_one_engine_call_and_scoring(vllm_provider):
+    p = vllm_provider
+    sp = SamplingParams(seed=2)
+
+    async def go():
+        before = p.calls
+        rows = await asyncio.gather(*[
+            p.extend([Extend(pr, "", n=2, max_tokens=6, params=sp)]) for pr in PROMPTS
+        ])  # fmt: skip
+        return p.calls - before, rows
+
+    calls, rows = asyncio.run(go())
+    assert calls == 1 and all(len(r[0]) == 2 and r[0][0].text for r in rows)
+    lps = asyncio.run(p.score(COUNT, "1, 2, 3"))
+    assert len(lps) == p.count_tokens("1, 2, 3") and all(x <= 0 for x in lps)
+    assert sum(lps) > -10  # the model finds counting likely
+
+
+def test_cbs_and_a_run_on_the_vllm_provider(vllm_provider, tmp_path):
+    from iro_blackbox.iro.config import AlignConfig
+    from iro_blackbox.iro.loop import AlignLoop
+    from iro_blackbox.store import open_store
+
+    params = SearchParams(w=2, k=2, l=4, max_tokens=12, sampling=SamplingParams(seed=4))
+    exs = [Example(id=f"p{i}", prompt=pr) for i, pr in enumerate(PROMPTS)]
+    before = vllm_provider.calls
+    res = asyncio.run(cbs(exs, vllm_provider, None, params))
+    steps = vllm_provider.calls - before
+    assert all(r.best.text.strip() for r in res)
+    assert steps <= 3  # every beam of every prompt extended together: one call per step
+
+    train, evals = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train.write_text("".join(json.dumps({"id": f"t{i}", "prompt": f"Say one thing about {w}."})
+                             + "\n" for i, w in enumerate(["rain", "queues", "mondays"])))  # fmt: skip
+    evals.write_text(json.dumps({"id": "e0", "prompt": "Say one thing about traffic."}) + "\n")
+    cfg = AlignConfig.from_dict(dict(
+        data=str(train), eval=str(evals), provider="vllm", iterations=1, w=2, k=2, l=8,
+        max_tokens=16, value_epochs=1, seed=3, out=str(tmp_path / "run"),
+    ))  # fmt: skip
+    loop = AlignLoop(cfg, open_store(str(tmp_path / "s.db")), provider=vllm_provider,
+                     progress=False)  # fmt: skip
+    out = asyncio.run(loop.run())
+    assert [i["stage"] for i in out.iterations] == ["done", "done"]
+    assert out.metrics["iro_mean_reward"] is not None
+
+
+def test_openai_provider_on_vllms_server_uses_token_ids_and_n(vllm_server, store):
+    from iro_blackbox.providers.openai import OpenAIProvider
+
+    p = OpenAIProvider("smollm2-135m-instruct", base_url=vllm_server.base_url, store=store,
+                       tokenizer="smollm2-135m-instruct")  # fmt: skip
+    params = SearchParams(w=2, k=3, l=4, max_tokens=8, sampling=SamplingParams(seed=4))
+
+    async def go():
+        try:
+            line = await p.prepare(needs_continuation=True)
+            before = p.stats.requests
+            exs = [Example(id=f"p{i}", prompt=pr) for i, pr in enumerate(PROMPTS[:2])]
+            res = await cbs(exs, p, None, params)
+            return line, res, p.stats.requests - before
+        finally:
+            await p.aclose()
+
+    line, res, sent = asyncio.run(go())
+    caps = p.describe()["capabilities"]
+    modes = caps["modes"]
+    assert modes["token-ids"]["works"] and modes["chat-continue"]["works"], modes
+    assert caps["choice"] == "token-ids" and "api mode token-ids" in line
+    assert caps["n"] is True and caps["seed"] is True
+    assert all(r.best.text.strip() for r in res)
+    # n honoured: one request per beam per step (2 prompts x <= 2 steps x W = 2), not per sample
+    assert sent <= 2 * 2 * params.w
+
+
+def test_no_vllm_in_that_python_is_one_line(tmp_path):
+    from iro_blackbox.providers.vllm import VLLMProvider
+
+    p = VLLMProvider("smollm2-135m-instruct", python=sys.executable, log_dir=tmp_path)
+    with pytest.raises(ConfigError, match="vLLM is not installed in .*pip install vllm"):
+        asyncio.run(p.prepare())
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"hi {i}"}) + "\n" for i in range(4)))
+    r = subprocess.run(
+        [sys.executable, "-m", "iro_blackbox.cli.app", "align", str(data), "--provider", "vllm",
+         "--vllm-python", sys.executable, "--db", str(tmp_path / "s.db"), "-q"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode != 0 and len(lines) == 1 and "vLLM is not installed" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    from _fx_pg import sql_rows
+
+    assert sql_rows(str(tmp_path / "s.db"), "SELECT count(*) FROM runs") == [
+        (0,)
+    ]  # nothing written
+
+
+def test_a_model_vllm_cannot_load_is_one_line(vllm_python, tmp_path):
+    """A transformers folder of an architecture vLLM does not implement (a tiny random llama
+    renamed), refused when the engine starts, before any run does work."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from iro_blackbox.models import plain_model_folder
+    from iro_blackbox.providers.vllm import VLLMProvider
+
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=16)  # fmt: skip
+    folder = tmp_path / "tiny"
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    conf = json.loads((folder / "config.json").read_text())
+    conf["architectures"] = ["MadeUpForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(conf))
+    tok_src = plain_model_folder("smollm2-135m-instruct")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (folder / name).write_bytes((__import__("pathlib").Path(tok_src) / name).read_bytes())
+    p = VLLMProvider(str(folder), python=vllm_python, dtype="float32", log_dir=tmp_path)
+    with pytest.raises(ModelNotFoundError) as e:
+        asyncio.run(p.prepare())
+    msg = str(e.value)
+    assert "vLLM cannot load model" in msg and "\n" not in msg and "log:" in msg
+    assert "MadeUpForCausalLM" in msg
+    assert not p.engine.alive
