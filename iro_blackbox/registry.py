@@ -1,4 +1,5 @@
-"""The one registry of everything pluggable: providers, grader types, searches and job kinds.
+"""The one registry of everything pluggable: providers, grader types, searches, executors and job
+kinds.
 
     from iro_blackbox.registry import PROVIDERS
     PROVIDERS.register("mine", MyProvider)          # at run time (tests, notebooks)
@@ -96,5 +97,9 @@ PROVIDERS: Registry[Any] = Registry("provider", "iro_blackbox.providers", callab
 GRADERS: Registry[Any] = Registry("grader type", "iro_blackbox.graders", callable)
 # Searches: async fn(examples, provider, scorer, params, grader=None, on_result=None).
 SEARCHES: Registry[Any] = Registry("search", "iro_blackbox.searches", callable)
+# Executors: a class with create(cfg, store, provider=None) -> Executor; see executors/base.py.
+EXECUTORS: Registry[Any] = Registry(
+    "executor", "iro_blackbox.executors", lambda o: callable(getattr(o, "create", None))
+)
 # Job kinds: a JobKind (name, run, prepare, help); see jobs/kinds.py.
 JOB_KINDS: Registry[Any] = Registry("job kind", "iro_blackbox.job_kinds", _is_job_kind)

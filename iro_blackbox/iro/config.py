@@ -42,6 +42,9 @@ NOT_RESULTS = frozenset(
         "device",
         "base_url",
         "reprobe",
+        "executor",
+        "ray_address",
+        "ray_workers",
         "vllm_python",
         "vllm_kv_cache_gb",
         "price_input",
@@ -100,8 +103,31 @@ class RunOptions:
     out: str | None = option(
         "Run folder for value models and the report (default: $IRO_HOME/RUN).", default=None
     )
+    executor: str = option(
+        "Where searches, grading and value training run: local (this process) or ray (a Ray "
+        "cluster: prompt shards on its nodes, the store shared).",
+        default="local",
+    )
+    ray_address: str | None = option(
+        "--executor ray: the cluster to join (host:port or ray://...); default: $RAY_ADDRESS, "
+        "else a cluster started on this machine for the run.",
+        default=None,
+    )
+    ray_workers: int | None = option(
+        "--executor ray: search/grade workers (actors) to start (default: one per CPU of the "
+        "cluster, or per GPU for a local model on GPUs).",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
+        from ..registry import EXECUTORS
+
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"executor must be one of {', '.join(EXECUTORS.names())}, got {self.executor!r}"
+            )
+        if self.ray_workers is not None:
+            check_positive_int("ray_workers", self.ray_workers)
         if not self.data:
             raise ConfigError("data: a JSONL file of training prompts is required")
         check_positive_int("iterations", self.iterations)

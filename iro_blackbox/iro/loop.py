@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Example, check_disjoint, hold_out, load_examples, prompt_text
+from ..dataset import Example, check_disjoint, hold_out, load_examples
 from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError, IroError
+from ..executors import Executor, GradeRow, Scoring, SearchJob
 from ..graders import CachedGrader, Grader, load_grader
 from ..progress import RunProgress
 from ..providers import Provider, build_provider
@@ -45,8 +46,8 @@ from ..providers.budget import (
     require_prices,
     spent_line,
 )
-from ..registry import SEARCHES
-from ..search import CombinedScorer, SearchParams, SearchResult, sample_requests, value_pick
+from ..registry import EXECUTORS
+from ..search import SearchParams, value_pick
 from ..store import RunRepository, Store, default_home, open_store
 from ..value import RolloutData
 from . import metrics
@@ -57,7 +58,6 @@ from .reweight import reweight
 from .trainer import DefaultValueTrainer, ValueTrainer
 
 BASE_T = metrics.BASE_T
-GRADE_BATCH = 64  # rollouts graded per grader call (and per store write)
 
 
 @dataclass
@@ -139,6 +139,7 @@ class AlignLoop:
         provider: Provider | None = None,
         grader: Grader | None = None,
         trainer: ValueTrainer | None = None,
+        executor: Executor | None = None,
         progress: bool = True,
         cancel_check: Callable[[], bool] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
@@ -150,6 +151,8 @@ class AlignLoop:
         self.repo = RunRepository(store)
         self.provider = provider
         self._own_provider = provider is None
+        self.executor = executor  # default: the run's --executor, made in run()
+        self._own_executor = executor is None
         self.grader = grader
         self.trainer = trainer or DefaultValueTrainer(cfg, progress=progress)
         self.show_progress = progress
@@ -173,7 +176,11 @@ class AlignLoop:
         self.grader = CachedGrader(grader, self.store)
         if self.dry_run:
             return await self._dry_run()
-        self.provider = self.provider or build_provider(self.cfg.provider, self.store)
+        if self.executor is None:
+            self.executor = EXECUTORS.get(self.cfg.run.executor).create(
+                self.cfg, self.store, provider=self.provider, cancel_check=self.cancel_check
+            )
+        self.provider = self.executor.driver_provider()
         try:
             budget = self._check_costs()  # before the run exists: bad prices or budgets
         except BaseException:
@@ -218,6 +225,8 @@ class AlignLoop:
         finally:
             if self._own_provider and self.provider is not None:
                 await self.provider.aclose()
+            if self._own_executor:
+                await self.executor.aclose()
             await self.grader.aclose()
 
     # -- before any paid request: prices, budget, the plan, the API mode ------------------------
@@ -357,7 +366,7 @@ class AlignLoop:
         await self.sample(t)
         m = await self.reweight(t)
         self.repo.set_iteration(self.run_id, t, "reweighted", m)
-        m.update(self.optimize(t))
+        m.update(await self.optimize(t))
         self.repo.set_iteration(self.run_id, t, "trained", m)
         m.update(await self.evaluate(t))
         m["tokens"] = self.repo.generated_tokens(self.run_id) - tokens_before
@@ -436,7 +445,7 @@ class AlignLoop:
         }
 
     # -- step 3: optimize -----------------------------------------------------------------------
-    def optimize(self, t: int) -> dict[str, Any]:
+    async def optimize(self, t: int) -> dict[str, Any]:
         """Train V_t (warm-started from V_{t-1}) on the reweighted rollouts of iteration t."""
         rec = self.repo.value_model(self.run_id, t)
         if rec is not None and Path(rec.path).is_dir():  # trained before a crash: load it
@@ -456,7 +465,10 @@ class AlignLoop:
         warm = self.value_models[-1] if (self.cfg.value.warm_start and self.value_models) else None
         self.progress.stage(f"t={t} training value model V_{t} ({len(data)} rollouts)", 1)
         path = self.out_dir / "value" / f"v{t}"
-        model, m, config = self.trainer.train(data, t=t, warm_start=warm, out_dir=path)
+        prev = self.repo.value_model(self.run_id, t - 1) if warm is not None else None
+        model, m, config = await self.executor.train(
+            self.trainer, data, t, warm, prev.path if prev else None, path
+        )
         m = _jsonable(m)
         self.repo.add_value_model(
             self.run_id,
@@ -506,7 +518,7 @@ class AlignLoop:
         method: str,
         examples: list[Example],
         params: SearchParams,
-        scorer: CombinedScorer | None,
+        scoring: Scoring | None,
         t: int,
         phase: str,
         *,
@@ -521,34 +533,14 @@ class AlignLoop:
         if not todo:
             self.progress.finish_stage()
             return
+        job = SearchJob(self.run_id, method, t, phase, search, params)
 
-        # rerank's training draws from pi_{t-1} are its W best answers (cbs: every answer)
-        keep_finals = method == "rerank" and phase == "train"
+        def on_stored(tokens: int, reward: float | None) -> None:
+            self.progress.advance(1, tokens=tokens, reward=reward)
 
-        def on_result(result: SearchResult) -> None:
-            cands = [c for c in result.candidates if c.final] if keep_finals else result.candidates
-            self.repo.add_rollouts(
-                self.run_id,
-                t=t,
-                phase=phase,
-                method=method,
-                search=search,
-                example_pk=self.pk[result.example.id],
-                prompt=prompt_text(result.example.prompt),
-                candidates=cands,
-                usage=result.usage.to_dict(),
-            )
-            self.progress.advance(
-                1, tokens=result.usage.completion_tokens, reward=result.best.reward
-            )
-
-        if self.cfg.provider.batch_api and method in ("sample", "best_of_n"):
-            prefetch = getattr(self.provider, "prefetch", None)
-            if prefetch is None:
-                raise ConfigError(f"provider '{self.provider.name}' has no Batch API")
-            await prefetch(sample_requests(todo, params), cancel_check=self.cancel_check)
-        await SEARCHES.get(method)(
-            todo, self.provider, scorer, params, grader=self.grader, on_result=on_result
+        pairs = [(e, self.pk[e.id]) for e in todo]
+        await self.executor.search(
+            job, pairs, scoring or Scoring([], [], 1.0), self.grader, on_stored
         )
         self.progress.finish_stage()
 
@@ -562,15 +554,12 @@ class AlignLoop:
         if not rows:
             return
         self.progress.stage(f"t={t} grading", len(rows))
-        for i in range(0, len(rows), GRADE_BATCH):
-            part = rows[i : i + GRADE_BATCH]
-            grades = await self.grader.grade(
-                [r.response for r in part], [self.items[r.example_id] for r in part]
-            )
-            self.repo.set_grades(
-                (r.id, float(g.score), g.error) for r, g in zip(part, grades, strict=True)
-            )
-            self.progress.advance(len(part), reward=metrics.mean([g.score for g in grades]))
+        await self.executor.grade(
+            self.run_id,
+            self.grader,
+            [GradeRow(r.id, r.response, self.items[r.example_id]) for r in rows],
+            lambda n, mean: self.progress.advance(n, reward=mean),
+        )
         self.progress.finish_stage()
 
     # -- set-up and bookkeeping -----------------------------------------------------------------
@@ -681,9 +670,10 @@ class AlignLoop:
     def _rollout_method(self, t: int) -> str:
         return "sample" if t == 1 else self.cfg.search.policy
 
-    def _scorer(self, upto: int) -> CombinedScorer:
-        models = self.value_models[:upto]
-        return CombinedScorer(models, [self.cfg.search.beta] * len(models))
+    def _scorer(self, upto: int) -> Scoring:
+        """V_1..V_upto as loaded here and as saved (for executors elsewhere)."""
+        paths = [r.path for r in self.repo.value_models(self.run_id, upto)]
+        return Scoring(self.value_models[:upto], paths, self.cfg.search.beta)
 
     def _grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
         out: dict[int, list[Any]] = {}

@@ -85,6 +85,7 @@ class Hold:
     cost_usd: float
     output_tokens: int
     settled: bool = False
+    id: int = 0  # set by a guard that lives in another process (the ray executor's)
 
 
 def spent_line(spent: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import InputError
 from .db import Store
@@ -222,31 +223,54 @@ class RunRepository:
         prompt: str,
         candidates: Sequence[CandidateLike],
         usage: dict[str, Any],
-    ) -> None:
+    ) -> bool:
         """One search's candidates for one example, in one transaction; the search's cost goes on
-        the row of its answer (the selected candidate)."""
+        the row of its answer (the selected candidate). False (nothing written) when that search
+        of that example is stored already: a worker that was presumed lost finished it too."""
+        rows = [
+            Rollout(
+                run_id=run_id,
+                t=t,
+                phase=phase,
+                method=method,
+                example_id=example_pk,
+                search=search,
+                idx=i,
+                prompt=prompt,
+                response=c.text,
+                reward=c.reward,
+                grade_error=c.grade_error,
+                score=c.score,
+                selected=bool(c.selected),
+                finish_reason=c.finish_reason,
+                completion_tokens=c.completion_tokens,
+                usage=usage if c.selected else {},
+            )
+            for i, c in enumerate(candidates)
+        ]
+        try:
+            with self.store.session() as s:
+                s.add_all(rows)
+        except IntegrityError:
+            return False
+        return True
+
+    def ungraded(self, ids: Iterable[int]) -> set[int]:
+        """Which of these rollout ids have neither a reward nor a grade error yet."""
+        ids = list(ids)
+        out: set[int] = set()
         with self.store.session() as s:
-            for i, c in enumerate(candidates):
-                s.add(
-                    Rollout(
-                        run_id=run_id,
-                        t=t,
-                        phase=phase,
-                        method=method,
-                        example_id=example_pk,
-                        search=search,
-                        idx=i,
-                        prompt=prompt,
-                        response=c.text,
-                        reward=c.reward,
-                        grade_error=c.grade_error,
-                        score=c.score,
-                        selected=bool(c.selected),
-                        finish_reason=c.finish_reason,
-                        completion_tokens=c.completion_tokens,
-                        usage=usage if c.selected else {},
+            for i in range(0, len(ids), 500):
+                out.update(
+                    s.scalars(
+                        select(Rollout.id).where(
+                            Rollout.id.in_(ids[i : i + 500]),
+                            Rollout.reward.is_(None),
+                            Rollout.grade_error.is_(None),
+                        )
                     )
                 )
+        return out
 
     def set_grades(self, grades: Iterable[tuple[int, float, str | None]]) -> None:
         """(rollout id, reward, grade error) for each graded rollout."""
