@@ -1,8 +1,9 @@
 """JSONL dataset loader: one example per line, streamed, with file:line errors.
 
-A line is `{"prompt": "..."}` or `{"messages": [{"role": ..., "content": ...}, ...]}`, an optional
-`id` (string or integer, unique), and any other fields, which graders can reference as
-`{{ item.field }}`.
+A line is `{"prompt": "..."}` or `{"messages": [{"role": ..., "content": ...}, ...]}` (a content
+is a string or a list of text parts, as OpenAI's fine-tuning files write it), an optional `id`
+(string or integer, unique), and any other fields of any JSON type, which graders can reference
+as `{{ item.field }}` (an OpenAI RFT file is read as it is).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .content import ContentError, text_of_parts
 from .errors import InputError
 from .utils import derive_seed
 
@@ -78,8 +80,10 @@ def _parse_record(rec: Any, where: str, lineno: int) -> Example:
                     f"{where}: messages[{i}].role must be one of {', '.join(sorted(ROLES))}, "
                     f"got {role!r}"
                 )
-            if not isinstance(content, str):
-                raise InputError(f"{where}: messages[{i}].content must be a string")
+            try:
+                content = text_of_parts(content)
+            except ContentError as e:
+                raise InputError(f"{where}: messages[{i}].content{e}") from None
             if not content.strip() and role == "user":
                 raise InputError(f"{where}: messages[{i}].content is empty")
             prompt.append({"role": role, "content": content})

@@ -142,35 +142,3 @@ def pick_dtype(device: str):
     import torch  # heavy: torch
 
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt")  # fmt: skip
-
-
-def plain_model_folder(spec: str) -> str:
-    """A complete transformers folder (config, weights, tokenizer) for engines that read one, such
-    as vLLM: a plain folder or hub id as it is; a GGUF model dequantized once into iro-bb's cache
-    (gguf_cache.py) with its tokenizer files beside the weights."""
-    rm = resolve_model(spec)
-    if not rm.gguf_file:
-        return rm.path
-    import shutil
-
-    import torch  # heavy: torch
-
-    from .gguf_cache import DEQUANTIZED_FORMAT, entry_path
-    from .providers.hf.loading import load_model
-    from .tokenizers import load_tokenizer
-
-    folder = entry_path("models", rm.path, rm.gguf_file, torch.float32, DEQUANTIZED_FORMAT)
-    if not (folder / "model.safetensors").is_file():
-        load_model(spec, "cpu", torch.float32)  # builds the cache entry
-    if not (folder / "tokenizer_config.json").is_file():
-        tok_dir = folder.parent / (folder.name + ".tok")
-        load_tokenizer(spec).save_pretrained(tok_dir)
-        for name in TOKENIZER_FILES:
-            if (tok_dir / name).is_file():
-                shutil.copy(tok_dir / name, folder / name)
-        shutil.rmtree(tok_dir, ignore_errors=True)
-    return str(folder)

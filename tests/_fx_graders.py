@@ -3,6 +3,7 @@ tokenizer, and a scripted judge provider for replies a real model cannot give on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class ScriptedJudge:
     model_name: str = "scripted-judge"
     calls: list[list] = field(default_factory=list)  # one entry per extend call
     closed: bool = False
+    structured: bool = False  # honour response_format: reply {"result": N} for a number N
 
     def __post_init__(self):
         from iro_blackbox.providers.base import ProviderStats
@@ -100,6 +102,11 @@ class ScriptedJudge:
                 raise PermanentError("400: request refused")
             if last == "DOWN":
                 raise TransientError("connection refused")
+            if self.structured and r.response_format is not None:
+                try:  # the number that ends the line ("Model answer: 1" -> 1)
+                    last = json.dumps({"result": float(last.split()[-1])})
+                except (ValueError, IndexError):
+                    pass  # not a number: the reply stays as it is (a judge gone off script)
             out.append([Chunk(text=last, finish_reason="stop")])
         self.stats.requests += 1
         return out

@@ -60,7 +60,7 @@ class VLLMServer:
 def vllm_server(vllm_python, tmp_path_factory):
     """vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`: the
     wheel's `vllm` CLI is broken) on 127.0.0.1, serving SmolLM2 as "smollm2-135m-instruct"."""
-    from iro_blackbox.models import plain_model_folder
+    from iro_blackbox.providers.hf.loading import plain_model_folder
 
     folder = plain_model_folder(MODEL_ALIAS)
     port = free_port()

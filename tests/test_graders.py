@@ -91,7 +91,7 @@ def test_load_from_name_file_inline_text_and_dict(tmp_path):
         ),
         (
             {"type": "text_similarity", "name": "s", "reference": "x", "evaluation_metric": "cos"},
-            "grader 's': unknown metric 'cos' in key 'evaluation_metric' (choose fuzzy_match",
+            "grader 's': unknown metric 'cos' in key 'evaluation_metric' (choose cosine, fuzzy_match",
         ),
         (
             {
@@ -99,8 +99,9 @@ def test_load_from_name_file_inline_text_and_dict(tmp_path):
                 "name": "s",
                 "reference": "x",
                 "evaluation_metric": "meteor",
+                "embedding_model": "minilm-l6",
             },
-            "grader 's': metric 'meteor' is not supported here",
+            "grader 's': unknown key 'embedding_model'",
         ),
         ({"type": "sentiments"}, "unknown grader type 'sentiments' in key 'type'"),
         ({"name": "x"}, "grader 'x': missing required key 'type'"),
@@ -226,6 +227,34 @@ def test_load_from_name_file_inline_text_and_dict(tmp_path):
         (
             {"type": "multi", "name": "c", "graders": {}, "calculate_output": "1"},
             "grader 'c': no graders in key 'graders'",
+        ),
+        (
+            {
+                "type": "score_model",
+                "name": "j",
+                "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}],
+                "model": "m",
+            },
+            "grader 'j': key 'input[0].content'[0]: a content part of type 'input_image' is not "
+            "supported",
+        ),
+        (
+            {
+                "type": "python",
+                "name": "p",
+                "source": "def grade(s, i): return 1",
+                "pass_threshold": "hi",
+            },
+            "expected a number, got str 'hi' in key 'pass_threshold'",
+        ),
+        (
+            {
+                "type": "multi",
+                "name": "c",
+                "graders": [{"type": "sentiment", "name": "my tone"}],
+                "calculate_output": "1",
+            },
+            "grader 'c': name 'my tone' is not usable in a formula in key 'graders'",
         ),
     ],
 )

@@ -11,7 +11,12 @@ import pytest
 
 from iro_blackbox.errors import ConfigError, GraderError
 from iro_blackbox.graders import load_grader
-from iro_blackbox.graders.judge import first_number
+from iro_blackbox.graders.judge import (
+    FALLBACK_WARNING,
+    RESULT_SCHEMA,
+    first_number,
+    structured_result,
+)
 
 TEXTS = [
     "short",
@@ -151,7 +156,8 @@ def test_judge_parses_checks_range_and_normalizes(scripted_judge):
     verdicts = ["7", "Score: 2.5 out of 10", "eleven", "42", "10"]
     out = grade(g, ["a"] * 5, [{"verdict": v} for v in verdicts])
     assert [x.score for x in out] == [0.7, 0.25, 0.0, 0.0, 1.0]
-    assert out[0].details == {"reply": "7", "raw_score": 7.0}
+    # this judge ignores the JSON schema asked for: the first number counts, the grade says so
+    assert out[0].details == {"reply": "7", "raw_score": 7.0, "warning": FALLBACK_WARNING}
     assert out[2].error == "judge reply has no number: 'eleven'"
     assert out[3].error == "judge score 42 outside range [0, 10]"
     # one extend call for the whole batch, greedy, with the spec's limits
@@ -163,14 +169,28 @@ def test_judge_parses_checks_range_and_normalizes(scripted_judge):
     assert made == [("openai", {"model": "scripted-judge"})]
 
 
+def test_judge_asks_for_structured_output_and_reads_it(scripted_judge):
+    scripted_judge.structured = True
+    g = load_grader(judge_spec(pass_threshold=5), provider_factory=lambda n, **k: scripted_judge)
+    out = grade(g, ["a", "b"], [{"verdict": "7"}, {"verdict": "3"}])
+    assert scripted_judge.calls[0][0].response_format == RESULT_SCHEMA
+    assert out[0].details == {"reply": '{"result": 7.0}', "raw_score": 7.0, "passed": True}
+    assert out[1].score == 3.0 and out[1].details["passed"] is False
+    assert structured_result('```json\n{"result": 0.5}\n```') == 0.5
+    assert structured_result('{"result": "high"}') is None and structured_result("7") is None
+
+
 def test_judge_isolates_a_failing_request_and_raises_when_all_fail(scripted_judge):
     g = load_grader(judge_spec(error_score=-1), provider_factory=lambda n, **k: scripted_judge)
     out = grade(g, ["a", "b", "c"], [{"verdict": "3"}, {"verdict": "FAIL"}, {}])
     assert out[0].score == 3.0 and out[0].error is None
     assert out[1].score == -1 and out[1].error == "judge request failed: 400: request refused"
     assert out[2].error == "template in key 'input[1].content': item has no field 'verdict'"
-    # the batch of two failed, then each request went alone: 1 + 2 extend calls
-    assert [len(c) for c in scripted_judge.calls] == [2, 1, 1]
+    # the batch of two failed (structured), again without the schema (the endpoint may refuse
+    # it), then each request went alone: 2 + 2 extend calls
+    assert [len(c) for c in scripted_judge.calls] == [2, 2, 1, 1]
+    assert scripted_judge.calls[0][0].response_format == RESULT_SCHEMA
+    assert scripted_judge.calls[1][0].response_format is None
     with pytest.raises(GraderError, match="grader 'judge': the judge failed"):
         grade(g, ["a"], [{"verdict": "FAIL"}])
 
@@ -265,5 +285,9 @@ def test_judge_through_openai_provider_on_real_server(llama_server):
         else:
             assert x.error.startswith(("judge reply has no number", "judge score")), x.error
     assert numeric >= 1, [x.error for x in first]
+    # measured: llama-cpp-python's server refuses a json_schema response_format (a 500 holding a
+    # validation error), so the judge asked again without it and each grade says so
+    assert g.structured is False
+    assert all(x.details.get("warning") == FALLBACK_WARNING for x in first)
     # greedy: the same question gets the same reply (through the same provider, built once)
     assert again[0].details.get("reply") == first[0].details.get("reply")

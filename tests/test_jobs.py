@@ -320,3 +320,48 @@ def test_cli_logs_follow_returns_when_the_job_ends(jobs_db, probe_record, capsys
     assert code == 0 and out.rstrip().endswith("done")
     code, out, _ = run_cli(capsys, "jobs", "logs", str(jid), "--tail", "1", "--db", jobs_db)
     assert code == 0 and len(out.strip().splitlines()) == 1
+
+
+def test_a_generate_jobs_budget_spans_its_attempts(jobs_db, probe_record, tmp_path):
+    """Spending is written to the job at each request, so the attempt that resumes a dead
+    worker's job starts from what the first one spent: the limit covers the job as a whole."""
+    from iro_blackbox.errors import BudgetExceeded, ConfigError
+    from iro_blackbox.jobs.context import JobContext, JobLedger
+    from iro_blackbox.jobs.kinds import prepare_args
+    from iro_blackbox.providers.budget import Budget, BudgetGuard
+    from iro_blackbox.providers.openai.pricing import Prices
+
+    store = open_store(jobs_db)
+    q = JobQueue(store)
+    jid = probe(jobs_db, probe_record)
+
+    def attempt(worker: str, stale_after: float) -> JobContext:
+        c = q.claim(worker, stale_after=stale_after)
+        assert c is not None and c.id == jid
+        return JobContext(c.id, c.kind, c.args, store, worker, c.attempt, q, dict(c.progress))
+
+    prices = Prices(1.0, 1.0, "user")
+    budget = Budget(max_requests=4)
+    g1 = BudgetGuard(budget, JobLedger(attempt("w1", 60.0)), prices)
+    for _ in range(3):
+        g1.settle(g1.reserve(10, 5), 10, 5)
+    # w1 dies here, before any progress flush of its own: w2 takes the job over
+    ctx2 = attempt("w2", 0.0)
+    assert ctx2.attempt == 2 and ctx2.progress["spent"]["requests"] == 3
+    g2 = BudgetGuard(budget, JobLedger(ctx2), prices)
+    g2.settle(g2.reserve(10, 5), 10, 5)
+    with pytest.raises(BudgetExceeded, match="--max-requests 4"):
+        g2.reserve(10, 5)
+    assert get_job(jid, jobs_db)["progress"]["spent"]["requests"] == 4
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    base = {"run": "r", "input": str(prompts), "output": str(tmp_path / "o.jsonl")}
+    args = prepare_args("generate", {**base, "budget": {"max_cost_usd": 0.5, "max_requests": None}})
+    assert args["budget"] == {"max_cost_usd": 0.5}
+    for bad, needle in (
+        ({"max_cost_usd": -1}, "max_cost must be a number"),
+        ({"max_dollars": 1}, "budget is an object of"),
+    ):
+        with pytest.raises((InputError, ConfigError), match=needle):
+            prepare_args("generate", {**base, "budget": bad})

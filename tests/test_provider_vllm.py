@@ -161,7 +161,7 @@ def test_a_model_vllm_cannot_load_is_one_line(vllm_python, tmp_path):
     renamed), refused when the engine starts, before any run does work."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from iro_blackbox.models import plain_model_folder
+    from iro_blackbox.providers.hf.loading import plain_model_folder
     from iro_blackbox.providers.vllm import VLLMProvider
 
     cfg = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=1,

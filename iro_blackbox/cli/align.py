@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from ..errors import InputError
 from ..providers.budget import spent_line
@@ -34,6 +37,21 @@ EXTRA = [
         ],
         default=False,
     ),
+    inspect.Parameter(
+        "from_rft",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(
+                "--from-rft",
+                help="Run an OpenAI reinforcement fine-tuning job description (the JSON body of "
+                "POST /v1/fine_tuning/jobs): its training and validation files, grader and the "
+                "hyperparameters that mean something here. Options given on the command line win.",
+                show_default=False,
+            ),
+        ],
+        default=None,
+    ),
 ]
 
 
@@ -48,7 +66,10 @@ def align_cmd(**kwargs) -> None:
     db = kwargs.pop("db")
     quiet = kwargs.pop("quiet")
     dry_run = kwargs.pop("dry_run")
+    from_rft = kwargs.pop("from_rft")
     data, resume, opts = split_options(kwargs)
+    if from_rft is not None:
+        data, opts = _from_rft(from_rft, data, resume, opts)
     if data is None and resume is None:
         raise InputError("align: give a DATA.jsonl file (or --resume RUN)")
     res = align(data, db=db, progress=not quiet, resume=resume, dry_run=dry_run, **opts)
@@ -68,6 +89,34 @@ def align_cmd(**kwargs) -> None:
         console.print(f"paid to the provider: {spent_line(res.spent)}")
     console.print(f"run: [bold]{res.name}[/bold]")
     console.print(f"report: {res.report}")
+
+
+def _from_rft(job: Path, data: str | None, resume: str | None, opts: dict) -> tuple[str, dict]:
+    """DATA and options from an RFT job; a value given on the command line wins."""
+    from ..iro.config import AlignConfig
+    from ..iro.rft import read_rft_job
+
+    if data is not None or resume is not None:
+        raise InputError("align: give DATA.jsonl, --resume RUN or --from-rft JOB.json, one of them")
+    plan = read_rft_job(job, given=opts)
+    defaults = {f.name: f.default for _, f, _ in AlignConfig.fields()}
+    merged = dict(opts)
+    t = Table(title=f"from RFT job {job}", show_lines=False)
+    t.add_column("RFT field")
+    t.add_column("iro-bb")
+    for key, option, value in plan.mapped:
+        name = option.lstrip("-").replace("-", "_")
+        given = name in opts and opts[name] != defaults.get(name)
+        if given:
+            t.add_row(escape(key), escape(f"{option} (the command line's {opts[name]!r} wins)"))
+            continue
+        if name in plan.options:
+            merged[name] = plan.options[name]
+        t.add_row(escape(key), escape(f"{option} {value}" if option != "DATA" else f"DATA {value}"))
+    for key, why in plan.unmapped:
+        t.add_row(escape(key), f"[yellow]no counterpart[/yellow]: {escape(why)}")
+    console.print(t)
+    return plan.data, merged
 
 
 def _f(x: float | None) -> str:

@@ -24,7 +24,7 @@ from rich.markup import escape  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import IroError  # noqa: E402
-from . import align, cache, data, evaluate, generate, jobs, probe, runs, serve  # noqa: E402
+from . import align, cache, data, evaluate, generate, grader, jobs, probe, runs, serve  # noqa: E402
 from .common import err_console  # noqa: E402
 
 try:  # typer >= 0.20 carries its own copy of click
@@ -68,6 +68,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(cache.app, name="cache")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(grader.app, name="grader")
 app.command("align")(align.align_cmd)
 app.command("generate")(generate.generate_cmd)
 app.command("eval")(evaluate.eval_cmd)

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..jobs import Worker, cancel_job, get_job, job_logs, list_jobs, retry_job, submit
+from ..providers.budget import spent_line
 from ..store import FINAL, RunRepository, age, open_store
 from .align_options import split_options, with_align_options
 from .common import (
@@ -29,12 +30,16 @@ from .common import (
     FinalOption,
     KOption,
     LOption,
+    MaxCostOption,
+    MaxOutputTokensOption,
+    MaxRequestsOption,
     MaxTokensOption,
     OutputOption,
     PromptsArg,
     RunOption,
     SeedOption,
     WOption,
+    budget_of,
     console,
     err_console,
 )
@@ -102,8 +107,13 @@ def submit_generate(
     seed: SeedOption = None,
     final: FinalOption = "score",
     db: DbOption = None,
+    max_cost: MaxCostOption = None,
+    max_requests: MaxRequestsOption = None,
+    max_output_tokens: MaxOutputTokensOption = None,
 ) -> None:
-    """Queue decoding of a prompts file with an aligned run; print the job id."""
+    """Queue decoding of a prompts file with an aligned run; print the job id. The limits cover
+    the job's every attempt together (a resumed job counts what the earlier ones spent)."""
+    budget = budget_of(max_cost, max_requests, max_output_tokens)  # a bad limit: one line
     store = open_store(db)
     RunRepository(store).find(run)  # a clear error now for an unknown run
     search = {"max_tokens": max_tokens, "w": w, "k": k, "l": l, "seed": seed}
@@ -114,6 +124,12 @@ def submit_generate(
         "search": {k_: v for k_, v in search.items() if v is not None},
         "final": final,
     }
+    if budget.active:
+        args["budget"] = {
+            "max_cost_usd": budget.max_cost_usd,
+            "max_requests": budget.max_requests,
+            "max_output_tokens": budget.max_output_tokens,
+        }
     job_id = submit("generate", args, db=store)
     _queued(job_id, f"generate {prompts} with {run}")
 
@@ -247,6 +263,8 @@ def show_cmd(job_id: JobId, db: DbOption = None) -> None:
     ):
         if p.get(key) is not None and p.get(key) != "":
             t.add_row(label, escape(_num(p[key], fmt)))
+    if p.get("spent"):
+        t.add_row("spent (all attempts)", escape(spent_line(p["spent"])))
     t.add_row("what", escape(_what(j)))
     t.add_row("args", escape(json.dumps(j["args"], indent=1)))
     t.add_row("attempts", str(j["attempts"]))

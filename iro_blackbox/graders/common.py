@@ -40,9 +40,12 @@ class GraderContext:
 
 
 def read_common(r: SpecReader, default_error_score: float = 0.0) -> tuple[str, float]:
-    """Read `name` (default: the type) and `error_score` (the score a failed sample gets)."""
+    """Read `name` (default: the type), `error_score` (the score a failed sample gets) and, where
+    given, OpenAI's `pass_threshold` (each grade's details then say `passed`: score >= it)."""
     name = r.text("name", r.spec.get("type"))
     error_score = r.number("error_score", default_error_score)
+    if "pass_threshold" in r.spec:
+        r.number("pass_threshold")
     return name, error_score
 
 
@@ -68,12 +71,15 @@ class BaseGrader:
         templates: Iterable[Template] = (),
         hash_extra: Any = None,
         hash_exclude: Iterable[str] = (),
+        notes: Iterable[str] = (),
     ):
         self.name = name
+        self.notes = list(notes)  # spec keys accepted but not acted on (shown by grader validate)
         self.spec = spec
         self.label = label
         self.error_score = error_score
         self.templates = list(templates)
+        self.pass_threshold: float | None = spec.get("pass_threshold")
         exclude = set(hash_exclude)
         hashed = {k: v for k, v in spec.items() if k not in exclude}
         self._spec_hash = stable_hash({"spec": hashed, "extra": hash_extra})
@@ -98,7 +104,16 @@ class BaseGrader:
         check_batch(self.label, samples, items)
         if not samples:
             return []
-        return await self._grade([sample_view(s) for s in samples], list(items))
+        return self.mark_passed(await self._grade([sample_view(s) for s in samples], list(items)))
+
+    def mark_passed(self, grades: list[Grade]) -> list[Grade]:
+        """details.passed on every grade when the spec has a pass_threshold (a failed sample never
+        passes)."""
+        t = self.pass_threshold
+        if t is not None:
+            for g in grades:
+                g.details["passed"] = g.error is None and g.score >= t
+        return grades
 
     async def _grade(
         self, samples: list[dict[str, Any]], items: list[dict[str, Any]]

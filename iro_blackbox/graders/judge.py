@@ -1,4 +1,4 @@
-"""`score_model` with an LLM judge: any Provider rates each response; the first number counts.
+"""`score_model` with an LLM judge: any Provider rates each response, in structured output.
 
     {"type": "score_model", "name": "helpful",
      "input": [{"role": "system", "content": "Rate the answer from 0 to 10. Reply with the number."},
@@ -8,8 +8,12 @@
      "sampling_params": {"temperature": 0, "max_completions_tokens": 64, "seed": 1}}
 
 One Extend per sample goes to the provider in a single `extend` call (the provider caps concurrency
-and retries). Greedy by default. The reply's first number (after any <think>...</think> block) is
-checked against `range` and, with `normalize`, mapped to 0..1. A reply without a number or out of
+and retries). Greedy by default. The judge is asked for JSON `{"result": <number>}` through a JSON
+schema response format (`structured_output`, default true; the openai provider sends it on chat
+endpoints). A reply that is not that JSON (an endpoint without structured output, a local model,
+a refused response_format) falls back to the reply's first number (after any <think>...</think>
+block), and the grade records a warning saying so. The score is checked against `range` and,
+with `normalize`, mapped to 0..1. A reply without a number or out of
 range is a recorded error for that sample. If the provider refuses the batch (PermanentError), each
 sample is asked alone and only the refused ones are recorded errors; if every one fails, or the
 failure is transient even after the provider's retries, GraderError is raised (a dead judge must
@@ -20,7 +24,9 @@ The API key is read from the environment variable named by `api_key_env`, never 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import json
 import os
 import re
 from typing import Any
@@ -34,6 +40,24 @@ from .common import BaseGrader, GraderContext, read_common
 from .spec import SpecReader
 from .template import MessagesTemplate, TemplateError
 
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "grade",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"result": {"type": "number"}},
+            "required": ["result"],
+            "additionalProperties": False,
+        },
+    },
+}
+FALLBACK_WARNING = (
+    "the judge's reply is not the JSON asked for (no structured output at this endpoint); "
+    "its first number was taken"
+)
+
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S)
 
@@ -42,6 +66,21 @@ def first_number(text: str) -> float | None:
     """The first number in a judge's reply (reasoning inside <think> tags skipped)."""
     m = _NUMBER.search(_THINK.sub(" ", text))
     return float(m.group(0)) if m else None
+
+
+def structured_result(text: str) -> float | None:
+    """`result` of a reply that is the JSON object asked for, else None."""
+    s = _THINK.sub(" ", text).strip()
+    if s.startswith("```"):
+        s = s.strip("`").removeprefix("json").strip()
+    try:
+        obj = json.loads(s)
+    except ValueError:
+        return None
+    x = obj.get("result") if isinstance(obj, dict) else None
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
 
 
 def _read_sampling(r: SpecReader) -> tuple[SamplingParams, int]:
@@ -53,7 +92,10 @@ def _read_sampling(r: SpecReader) -> tuple[SamplingParams, int]:
     max_tokens = s.integer("max_completions_tokens", None, lo=1)
     if max_tokens is None:
         max_tokens = s.integer("max_tokens", 64, lo=1)
-    r.normalized["sampling_params"] = s.finish(ignored=("reasoning_effort",))
+    r.normalized["sampling_params"] = s.finish(
+        ignored={"reasoning_effort": "not sent (the judge's provider takes no reasoning effort)"}
+    )
+    r.notes.extend(s.notes)
     return SamplingParams(temperature=temperature, top_p=top_p, seed=seed), max_tokens
 
 
@@ -93,6 +135,7 @@ class JudgeGrader(BaseGrader):
         max_tokens: int,
         score_range: tuple[float, float],
         normalize: bool,
+        structured: bool = True,
         **base: Any,
     ):
         super().__init__(templates=prompt.templates, **base)
@@ -104,6 +147,7 @@ class JudgeGrader(BaseGrader):
         self.max_tokens = max_tokens
         self.range = score_range
         self.normalize = normalize
+        self.structured = structured  # ask for RESULT_SCHEMA (False after an endpoint refused it)
         self._provider: Any = None
         self._owns_provider = True  # False for a provider handed in with use_provider
 
@@ -141,7 +185,8 @@ class JudgeGrader(BaseGrader):
         params, max_tokens = _read_sampling(r)
         lo, hi = r.number_range("range", [0.0, 1.0])
         normalize = r.boolean("normalize", False)
-        norm = r.finish(ignored=("pass_threshold",))
+        structured = r.boolean("structured_output", True)
+        norm = r.finish()
         return cls(
             prompt=prompt,
             provider_name=provider,
@@ -151,11 +196,13 @@ class JudgeGrader(BaseGrader):
             max_tokens=max_tokens,
             score_range=(lo, hi),
             normalize=normalize,
+            structured=structured,
             name=name,
             spec=norm,
             label=r.label,
             error_score=error_score,
             hash_exclude=("api_key_env",),
+            notes=r.notes,
         )
 
     @property
@@ -189,7 +236,13 @@ class JudgeGrader(BaseGrader):
                 out[i] = self.failed(str(e))
                 continue
             requests.append(
-                Extend(prompt=messages, n=1, max_tokens=self.max_tokens, params=self.params)
+                Extend(
+                    prompt=messages,
+                    n=1,
+                    max_tokens=self.max_tokens,
+                    params=self.params,
+                    response_format=RESULT_SCHEMA if self.structured else None,
+                )
             )
             where.append(i)
         replies = await self._ask(requests) if requests else []
@@ -203,6 +256,12 @@ class JudgeGrader(BaseGrader):
             chunks = await provider.extend(requests)
             return [c[0].text if c else ProviderError("empty reply") for c in chunks]
         except PermanentError as e:
+            if self.structured:
+                # the endpoint may refuse structured output (llama.cpp's server takes no
+                # json_schema): ask plainly from now on; the grades say so in their warning
+                self.structured = False
+                plain = [dataclasses.replace(r, response_format=None) for r in requests]
+                return await self._ask(plain)
             if len(requests) == 1:
                 raise GraderError(f"{self.label}: the judge failed: {e}") from e
         except ProviderError as e:  # transient, and still failing after the provider's retries
@@ -227,14 +286,18 @@ class JudgeGrader(BaseGrader):
         if isinstance(reply, Exception):
             return self.failed(f"judge request failed: {reply}")
         shown = reply if len(reply) <= 500 else reply[:497] + "..."
-        x = first_number(reply)
+        details: dict[str, Any] = {"reply": shown}
+        x = structured_result(reply)
         if x is None:
-            return self.failed(f"judge reply has no number: {shown!r}", reply=shown)
+            x = first_number(reply)
+            details["warning"] = FALLBACK_WARNING
+        if x is None:
+            return self.failed(f"judge reply has no number: {shown!r}", **details)
         lo, hi = self.range
         if not lo <= x <= hi:
-            return self.failed(f"judge score {x:g} outside range [{lo:g}, {hi:g}]", reply=shown)
+            return self.failed(f"judge score {x:g} outside range [{lo:g}, {hi:g}]", **details)
         score = (x - lo) / (hi - lo) if self.normalize else x
-        return Grade(score=score, details={"reply": shown, "raw_score": x})
+        return Grade(score=score, details={**details, "raw_score": x})
 
     async def aclose(self) -> None:
         p, self._provider = self._provider, None

@@ -5,6 +5,9 @@
                  "length": {"type": "python", "source": "def grade(s, i): ..."}},
      "calculate_output": "0.7*tone + 0.3*length"}
 
+`graders` is an object (name -> grader, as OpenAI's guide writes it) or a list of graders named
+by their `name` (as its API reference does). `pass_threshold` marks details.passed.
+
 Sub-graders run concurrently. When a sub-grader fails on a sample, the combined grade for that
 sample is the multi grader's error_score with the sub-grader's message; sub-scores are always in
 Grade.details. The spec hash covers the sub-graders' hashes (so a python file edit counts).
@@ -36,6 +39,16 @@ class MultiGrader(BaseGrader):
         r = SpecReader(spec, ctx.label(str(spec.get("name", spec.get("type")))))
         r.raw("type")
         name, error_score = read_common(r)
+        subs_spec = r.spec.get("graders")
+        if isinstance(subs_spec, list):  # OpenAI's API reference writes a list, named by `name`
+            as_map: dict[str, Any] = {}
+            for i, sub in enumerate(subs_spec):
+                key = sub.get("name") if isinstance(sub, dict) else None
+                r.check("graders", isinstance(key, str), f"graders[{i}] has no 'name'")
+                r.check("graders", key not in as_map, f"two graders are named '{key}'")
+                as_map[key] = sub
+            subs_spec = as_map
+            r.spec = {**r.spec, "graders": as_map}
         subs_spec = r.mapping("graders")
         r.check("graders", bool(subs_spec), "no graders")
         child = ctx.child(name)
@@ -94,7 +107,7 @@ class MultiGrader(BaseGrader):
                 out.append(self.failed(f"calculate_output: {type(e).__name__}: {e}", **details))
                 continue
             out.append(Grade(score=score, details=details))
-        return out
+        return self.mark_passed(out)
 
     def close(self) -> None:
         for g in self.graders.values():

@@ -304,7 +304,12 @@ class PythonGrader(BaseGrader):
         else:
             memory = r.integer("memory_limit_mb", 1024, lo=32)
         workers = r.integer("workers", DEFAULT_WORKERS, lo=1)
-        norm = r.finish(ignored=("image_tag",))  # OpenAI's sandbox image: accepted, not used
+        norm = r.finish(
+            ignored={
+                "image_tag": "OpenAI's sandbox image; the code runs in this machine's Python "
+                "(its installed packages)"
+            }
+        )
         config = PythonGraderConfig(
             source=source,
             filename=filename,
@@ -319,6 +324,7 @@ class PythonGrader(BaseGrader):
             name=name,
             spec=norm,
             label=r.label,
+            notes=r.notes,
             error_score=error_score,
             hash_extra={"source": source},  # the file's content, not just its path
             hash_exclude=("workers",),

@@ -114,6 +114,7 @@ class SpecReader:
         self.label = label  # "grader 'tone'"
         self.prefix = prefix  # "sampling_params." when reading a nested object
         self.normalized: dict[str, Any] = {}
+        self.notes: list[str] = []  # keys accepted but not acted on, and why
         self._read: set[str] = set()
 
     # errors -----------------------------------------------------------------------------------
@@ -229,9 +230,18 @@ class SpecReader:
         if not ok:
             raise self.error(key, what, hint)
 
-    def finish(self, ignored: Iterable[str] = ()) -> dict[str, Any]:
-        """Raise on keys nobody read (typos); returns the normalized spec."""
-        allowed = self._read | set(ignored)
+    def finish(self, ignored: dict[str, str] | Iterable[str] = ()) -> dict[str, Any]:
+        """Raise on keys nobody read (typos); returns the normalized spec. `ignored`: keys that are
+        accepted but not acted on, each with why (given ones become `notes`, never silent)."""
+        why = (
+            dict(ignored)
+            if isinstance(ignored, dict)
+            else {k: "accepted, not used" for k in ignored}
+        )
+        for key, reason in why.items():
+            if key in self.spec:
+                self.notes.append(f"{self.prefix}{key}: {reason}")
+        allowed = self._read | set(why)
         for key in self.spec:
             if key not in allowed:
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)

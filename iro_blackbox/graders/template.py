@@ -3,7 +3,8 @@
     t = Template.parse("Answer: {{ item.answer }} / {{ sample.output_text }}", label, key)
     t.render(item={"answer": "4"}, sample=sample_view("four"))
 
-`{{ item.a.b }}` walks dicts (and lists by integer index); `{{ sample.output_text }}` is the
+`{{ item.a.b }}` walks dicts (and lists by integer index, `item.a.0` or `item.a[0]` as OpenAI
+writes it: `{{ sample.output_tools[0].function.name }}`); `{{ sample.output_text }}` is the
 response, `{{ sample.output_json.x }}` its JSON when it parses. Nothing is evaluated: an expression
 is a dotted path, checked when the spec loads. Strings render as they are, anything else as JSON.
 A field missing at render time raises TemplateError (recorded on that sample's grade).
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..content import ContentError, text_of_parts
 from ..errors import ConfigError, GraderError
 
 _EXPR = re.compile(r"\{\{(.*?)\}\}", re.S)
@@ -127,8 +129,11 @@ class Template:
         return None
 
 
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
 def _parse_field(source: str, expr: str, label: str, key: str) -> _Field:
-    parts = expr.strip().split(".")
+    parts = _INDEX.sub(r".\1", expr.strip()).split(".")
     root, path = parts[0], tuple(parts[1:])
     bad = f"{label}: bad template expression '{source}' in key '{key}'"
     if root not in ("item", "sample"):
@@ -174,11 +179,10 @@ class MessagesTemplate:
                     f"{label}: unknown role {role!r} in key '{where}.role' "
                     f"(choose {', '.join(ROLES)})"
                 )
-            content = m.get("content")
-            if not isinstance(content, str):
-                raise ConfigError(
-                    f"{label}: expected a string in key '{where}.content', got {content!r}"
-                )
+            try:
+                content = text_of_parts(m.get("content"))
+            except ContentError as e:
+                raise ConfigError(f"{label}: key '{where}.content'{e}") from None
             out.append((role, Template.parse(content, label, f"{where}.content")))
         return cls(out)
 

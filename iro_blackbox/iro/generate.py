@@ -16,7 +16,7 @@ from typing import Any
 
 from ..dataset import iter_examples
 from ..progress import RunProgress
-from ..providers.budget import Budget
+from ..providers.budget import Budget, Ledger
 from ..search import SearchResult
 from ..store import RunRepository, Store
 from ..utils import stable_hash
@@ -34,11 +34,13 @@ def generate_file(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     final: str = "score",
     budget: Budget | None = None,
+    ledger: Ledger | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     """Decode every prompt of `input_path` with the run's policy; write JSONL to `output_path`.
     `search`: max_tokens, w, k, l, seed overrides. `budget`: limits on this call's API spending
-    (BudgetExceeded stops it with every finished answer stored; re-run to continue)."""
+    (BudgetExceeded stops it with every finished answer stored; re-run to continue), counted in
+    `ledger` (default: this call's own)."""
     return asyncio.run(
         _generate_file(
             run,
@@ -50,6 +52,7 @@ def generate_file(
             on_progress=on_progress,
             final=final,
             budget=budget,
+            ledger=ledger,
             **search,
         )
     )
@@ -71,10 +74,11 @@ async def _generate_file(
     on_progress: Any,
     final: str,
     budget: Budget | None = None,
+    ledger: Ledger | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     examples = list(iter_examples(input_path))  # validates the whole file before any work
-    policy = load_run(run, db=db, budget=budget)
+    policy = load_run(run, db=db, budget=budget, ledger=ledger)
     repo = RunRepository(policy.store)
     batch = batch_key(input_path, search, final)
     have = repo.generations(policy.run_id, batch)

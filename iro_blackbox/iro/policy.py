@@ -21,7 +21,7 @@ from ..dataset import Example
 from ..errors import InputError
 from ..graders import Grader, load_grader
 from ..providers import Provider, build_provider
-from ..providers.budget import Budget, guard_provider
+from ..providers.budget import Budget, Ledger, guard_provider
 from ..registry import SEARCHES
 from ..search import CombinedScorer, SearchParams, SearchResult
 from ..store import RunRepository, Store, open_store
@@ -181,12 +181,14 @@ def load_run(
     db: str | Store | None = None,
     upto: int | None = None,
     budget: Budget | None = None,
+    ledger: Ledger | None = None,
     **overrides: Any,
 ) -> AlignedPolicy:
     """Load a run's aligned policy. `overrides`: options that do not change what the run learned
     (base_url, concurrency, device, no_cache), e.g. to serve from another machine. `budget`:
     limits on what this policy may spend at an API provider from now on (the run's own
-    --max-cost applied to aligning it, not to its later use)."""
+    --max-cost applied to aligning it, not to its later use); `ledger`: where that spending is
+    counted (default: this call only; a job's ledger spans its attempts)."""
     store = db if isinstance(db, Store) else open_store(db)
     repo = RunRepository(store)
     row = repo.find(run)
@@ -214,7 +216,9 @@ def load_run(
     if not models:
         raise InputError(f"run '{row.name}' has no trained value model yet (status {row.status})")
     provider = build_provider(cfg.provider, store)
-    guard_provider(provider, budget or Budget(), what=f"run '{row.name}' ({cfg.provider.provider})")
+    guard_provider(
+        provider, budget or Budget(), ledger, what=f"run '{row.name}' ({cfg.provider.provider})"
+    )
     betas = [cfg.search.beta] * len(models)
     chat = repo.trained_on_chat(row.id)
     return AlignedPolicy(row.name, row.id, cfg, store, provider, models, betas, chat=chat)

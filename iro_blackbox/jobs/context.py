@@ -91,3 +91,23 @@ class JobContext:
 
     def log(self, message: str, level: str = "info") -> None:
         self.queue.log(self.id, message, level)
+
+
+class JobLedger:
+    """A job's API spending, kept in its progress (`spent`) and written at each request, so an
+    attempt that resumes a dead worker's job starts from what the earlier attempts spent: the
+    job's budget covers all its attempts together."""
+
+    def __init__(self, ctx: JobContext):
+        self.ctx = ctx
+        self.totals: dict[str, Any] = dict(ctx.progress.get("spent") or {})
+
+    def spent(self) -> dict[str, Any]:
+        return dict(self.totals)
+
+    def add(self, **amounts: float) -> dict[str, Any]:
+        for k, v in amounts.items():
+            self.totals[k] = self.totals.get(k, 0) + v
+        self.ctx.on_progress({"spent": dict(self.totals)})
+        self.ctx.flush_progress()  # at once: a crash must not forget money spent
+        return dict(self.totals)

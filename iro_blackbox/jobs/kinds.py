@@ -19,7 +19,7 @@ from typing import Any
 from ..dataset import load_examples
 from ..errors import InputError
 from ..registry import JOB_KINDS
-from .context import JobContext
+from .context import JobContext, JobLedger
 
 # Options that are secrets: never stored with a job (workers read keys from env / config file).
 SECRET_KEYS = frozenset({"api_key", "openai_api_key", "key", "token", "password"})
@@ -155,14 +155,25 @@ def _summary(result: Any) -> dict[str, Any]:
 GENERATE_SEARCH = ("max_tokens", "w", "k", "l", "seed")
 
 
+GENERATE_BUDGET = ("max_cost_usd", "max_requests", "max_output_tokens")
+
+
 def _prepare_generate(args: dict[str, Any], job_id: int | None) -> dict[str, Any]:
     """{"run": RUN, "input": FILE, "output": FILE, "search": {max_tokens, w, k, l, seed},
-    "final": "score" | "grader"}."""
-    unknown = sorted(set(args) - {"run", "input", "output", "search", "final"})
+    "final": "score" | "grader", "budget": {max_cost_usd, max_requests, max_output_tokens}}."""
+    from ..providers.budget import Budget
+
+    unknown = sorted(set(args) - {"run", "input", "output", "search", "final", "budget"})
     if unknown:
         raise InputError(
-            f"generate job args take run, input, output, search and final, not {', '.join(unknown)}"
+            "generate job args take run, input, output, search, final and budget, not "
+            + ", ".join(unknown)
         )
+    budget = args.get("budget") or {}
+    if not isinstance(budget, dict) or set(budget) - set(GENERATE_BUDGET):
+        raise InputError(f"generate job budget is an object of {', '.join(GENERATE_BUDGET)}")
+    budget = {k: v for k, v in budget.items() if v is not None}
+    Budget(**budget)  # a bad limit fails the submit
     run = args.get("run")
     if not isinstance(run, (str, int)) or isinstance(run, bool) or str(run) == "":
         raise InputError(f"generate job needs a run name or id, got {run!r}")
@@ -190,11 +201,14 @@ def _prepare_generate(args: dict[str, Any], job_id: int | None) -> dict[str, Any
         out_args["search"] = search
     if final != "score":
         out_args["final"] = final
+    if budget:
+        out_args["budget"] = budget
     return out_args
 
 
 def _run_generate(ctx: JobContext) -> dict[str, Any]:
     from ..iro.generate import generate_file  # heavy: torch
+    from ..providers.budget import Budget
 
     if ctx.attempt > 1:
         ctx.log(f"resuming generation into {ctx.args['output']} (attempt {ctx.attempt})")
@@ -207,6 +221,8 @@ def _run_generate(ctx: JobContext) -> dict[str, Any]:
         cancel_check=ctx.cancel_check,
         on_progress=ctx.on_progress,
         final=ctx.args.get("final", "score"),
+        budget=Budget(**(ctx.args.get("budget") or {})),
+        ledger=JobLedger(ctx),
         **(ctx.args.get("search") or {}),
     )
     return _summary(result)

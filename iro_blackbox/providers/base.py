@@ -39,6 +39,7 @@ class Extend:
     key can include it.
     handle: an opaque token from a previous Chunk.handle for the same prompt + prefix; a local
     provider uses it to continue from that prefix's KV cache instead of re-encoding it.
+    response_format: structured output for a judge; sent by the openai provider on chat endpoints.
     """
 
     prompt: Prompt
@@ -48,6 +49,9 @@ class Extend:
     params: SamplingParams = field(default_factory=SamplingParams)
     sample_index: int = 0
     handle: Any = None
+    # a JSON-schema response format (OpenAI's chat `response_format`) for whole answers, used by
+    # LLM judges; a provider that cannot constrain its output ignores it (the caller checks)
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass

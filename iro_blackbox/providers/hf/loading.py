@@ -3,6 +3,7 @@ tokenizer, dtype, its end-of-sequence ids, and whether its KV cache can be reuse
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import torch
@@ -77,3 +78,27 @@ def load_model(spec: str, device: str, dtype: torch.dtype) -> tuple[Any, Any, st
     except (OSError, ValueError) as e:
         raise ModelNotFoundError(f"cannot load model '{spec}': {e}") from None
     return model.to(device).eval(), tok, rm.name
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt")  # fmt: skip
+
+
+def plain_model_folder(spec: str) -> str:
+    """A complete transformers folder (config, weights, tokenizer) for engines that read one, such
+    as vLLM: a plain folder or hub id as it is; a GGUF model dequantized once into iro-bb's cache
+    (gguf_cache.py) with its tokenizer files beside the weights."""
+    rm = resolve_model(spec)
+    if not rm.gguf_file:
+        return rm.path
+    folder = entry_path("models", rm.path, rm.gguf_file, torch.float32, DEQUANTIZED_FORMAT)
+    if not (folder / "model.safetensors").is_file():
+        load_model(spec, "cpu", torch.float32)  # builds the cache entry
+    if not (folder / "tokenizer_config.json").is_file():
+        tok_dir = folder.parent / (folder.name + ".tok")
+        load_tokenizer(spec).save_pretrained(tok_dir)
+        for name in TOKENIZER_FILES:
+            if (tok_dir / name).is_file():
+                shutil.copy(tok_dir / name, folder / name)
+        shutil.rmtree(tok_dir, ignore_errors=True)
+    return str(folder)

@@ -23,6 +23,15 @@ DUMMY_KEY = "sk-no-key-required"  # sent to servers that need none (local llama.
 _KEY_LIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}")
 
 
+_BODY_VALIDATION = re.compile(r"validation error.*'loc': \('body'", re.S)
+
+
+def _is_request_validation_error(status: int, detail: str) -> bool:
+    """A 500 that is the server refusing the request body (llama-cpp-python answers a pydantic
+    validation error with 500): retrying cannot help, so it is permanent like a 400."""
+    return status == 500 and bool(_BODY_VALIDATION.search(detail))
+
+
 class HTTPStatusError(PermanentError):
     """A permanent HTTP error (400, 401, 403, 404, 422, ...); `status` holds the code."""
 
@@ -147,7 +156,7 @@ class HttpClient:
         if status >= 400:
             detail = self.scrub(error_detail(text))
             msg = f"openai: {status} {reason} from {url}: {detail}".rstrip(": ")
-            if is_transient_status(status):
+            if is_transient_status(status) and not _is_request_validation_error(status, detail):
                 raise TransientHTTPError(msg, retry_after=parse_retry_after(headers), status=status)
             raise HTTPStatusError(msg, status=status, detail=detail)
         if parse == "text":

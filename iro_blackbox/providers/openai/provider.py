@@ -538,6 +538,8 @@ class OpenAIProvider:
             body["messages"] = mode.messages(req.prompt, req.prefix)
             body.update(mode.extra(req.prefix))
         endpoint = mode.endpoint
+        if req.response_format is not None and endpoint == CHAT and not req.prefix:
+            body["response_format"] = req.response_format
         if endpoint == CHAT and self.model_name.lower().startswith(_MAX_COMPLETION_TOKENS_MODELS):
             body["max_completion_tokens"] = req.max_tokens  # OpenAI reasoning models
         else:

@@ -84,8 +84,8 @@ class VLLMProvider:
         ready_timeout: float = 1800.0,
         log_dir: str | Path | None = None,
     ):
-        from ...models import plain_model_folder
         from ...tokenizers import load_tokenizer
+        from ..hf.loading import plain_model_folder  # heavy: torch, transformers
 
         check_positive_int("tensor_parallel_size", tensor_parallel_size)
         if dtype not in ("auto", "float32", "bfloat16", "float16"):
