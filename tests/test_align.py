@@ -63,6 +63,10 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     m1 = res.iterations[1]["metrics"]
     for key in ("eval_mean_reward", "win_rate_vs_base", "train_mean_reward", "tokens", "value"):
         assert m1.get(key) is not None, key
+    # what the search needs from V_t: ranking of held-out prompts' answers, and its validation
+    v1 = m1["value"]
+    assert v1["heldout"]["prompts"] == 2 and v1["heldout"]["answers"] == 2 * 4
+    assert "val_pairwise_accuracy" in v1 and v1["loss"] == "mse"
     m0 = res.iterations[0]["metrics"]
     assert m0["eval_grader_reward"] == m0["bon_mean_reward"] >= m0["eval_mean_reward"]
     for it in res.iterations[1:]:
@@ -87,6 +91,7 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     assert (out / "value" / "v1").is_dir() and (out / "value" / "v2").is_dir()
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "tiny" in html
+    assert "Value models" in html and "held-out pair accuracy" in html
     assert json.loads((out / "metrics.json").read_text())["run"] == "tiny"
     assert (out / "reward_by_iteration.png").stat().st_size > 1000
 
@@ -128,6 +133,15 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
         assert ms[name]["grader_pick_reward"] >= ms[name]["mean_reward"]
         assert ms[name]["answers_per_prompt"] >= 2 and 0.0 <= ms[name]["win_rate_vs_base"] <= 1.0
     assert ms["cbs"]["value_models"] == 1 and ms["iro"]["value_models"] == 2
+
+    # the equal-compute picture: IRO at two search sizes beside Best-of-n up to the largest
+    png = tmp_path / "compute.png"
+    argv = ["eval", str(evals), "--run", "tiny", "--db", db, "--json", str(report)]
+    assert main([*argv, "--methods", "bon", "--budgets", "2,8", "--plot", str(png)]) == 0
+    ev = json.loads(report.read_text())
+    assert [(b["budget"], b["w"], b["k"]) for b in ev["iro_budgets"]] == [(2, 1, 2), (8, 4, 2)]
+    assert [c["n"] for c in ev["bon_curve"]] == [1, 2, 4, 8] and ev["n"] == 4
+    assert ev["methods"]["bon"]["n"] == 4 and png.stat().st_size > 1000
 
 
 BAD_CASES = [

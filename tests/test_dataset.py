@@ -52,7 +52,10 @@ BAD = [
     ('{"messages": []}', "'messages' is empty"),
     ('{"messages": "hi"}', "'messages' must be a list"),
     ('{"messages": [{"role": "robot", "content": "x"}]}', "role must be one of"),
-    ('{"messages": [{"role": "user", "content": 3}]}', "content: expected a string or a list of text parts, got 3"),
+    (
+        '{"messages": [{"role": "user", "content": 3}]}',
+        "content: expected a string or a list of text parts, got 3",
+    ),
     (
         '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}',
         "last message must be from the user",

@@ -77,6 +77,10 @@ def align_cmd(**kwargs) -> None:
         print_estimate(res.estimate, res.spent)
         return
     print_iterations(res.iterations)
+    for it in res.iterations:
+        warning = (it["metrics"].get("value") or {}).get("warning")
+        if warning:
+            console.print(f"[yellow]warning[/yellow] {escape(warning)}")
     s = res.metrics
     if s.get("iro_mean_reward") is not None:
         console.print(

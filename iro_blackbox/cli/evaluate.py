@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..errors import InputError
 from .common import (
     DbOption,
     MaxCostOption,
@@ -39,10 +40,36 @@ def eval_cmd(
     max_cost: MaxCostOption = None,
     max_requests: MaxRequestsOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help="Also run the aligned policy at these search sizes W*K (e.g. 4,8,16) and the "
+            "Best-of-n curve up to the largest: the equal-compute picture.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --budgets: draw reward vs tokens per prompt (IRO at each budget beside "
+            "Best-of-n) into this PNG.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
-    from ..iro.evaluate import evaluate, write_json  # heavy: torch
+    from ..iro.evaluate import evaluate, plot_compute, write_json  # heavy: torch
 
+    sizes = None
+    if budgets:
+        try:
+            sizes = [int(b) for b in budgets.split(",") if b.strip()]
+        except ValueError:
+            raise InputError(
+                f"--budgets takes search sizes such as 4,8,16, got {budgets!r}"
+            ) from None
+    if plot is not None and not sizes:
+        raise InputError("--plot draws the --budgets picture: give --budgets too")
     res = evaluate(
         run,
         data,
@@ -51,7 +78,10 @@ def eval_cmd(
         progress=not quiet,
         limit=limit,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
+        budgets=sizes,
     )
+    if plot is not None:
+        plot_compute(res, plot)
     if json_out:
         write_json(res, json_out)
     if quiet:
@@ -91,4 +121,20 @@ def eval_cmd(
             f(m.get("seconds"), "{:.1f}"),
         )
     console.print(t)
+    if res.get("iro_budgets"):
+        c = Table(title="equal compute: IRO (no grader) at each search size vs Best-of-n")
+        for col in ("W*K", "IRO reward", "± se", "tokens/prompt", "Best-of-n (n = W*K)"):
+            c.add_column(col, justify="right")
+        bon = {b["n"]: b["reward"] for b in res.get("bon_curve") or []}
+        for row in res["iro_budgets"]:
+            c.add_row(
+                f"{row['w']}*{row['k']}",
+                f(row["reward"]),
+                f(row["stderr"], "{:.3f}"),
+                f(row["tokens_per_prompt"], "{:.0f}"),
+                f(bon.get(row["budget"])),
+            )
+        console.print(c)
+    if plot is not None:
+        console.print(f"plot: {plot}")
     console.print_json(json.dumps(res))

@@ -53,12 +53,12 @@ class Scoring:
 
     models: list[Any]
     paths: list[str]
-    beta: float
+    betas: list[float]  # beta_t of V_1..V_n (the --beta schedule)
 
     def scorer(self) -> CombinedScorer | None:
         if not self.models:
             return None
-        return CombinedScorer(self.models, [self.beta] * len(self.models))
+        return CombinedScorer(self.models, self.betas[: len(self.models)])
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ class SearchWorker:
             self._grader = CachedGrader(load_grader(self.cfg.run.grader), self.store)
         return self._grader
 
-    def scorer(self, models: list[tuple[str, Any]], beta: float) -> Any:
+    def scorer(self, models: list[tuple[str, Any]], betas: list[float]) -> Any:
         if not models:
             return None
         import ray
@@ -173,7 +173,7 @@ class SearchWorker:
                     str(folder), device=device, precision=self.cfg.value.value_precision
                 )
             loaded.append(self._models[path])
-        return CombinedScorer(loaded, [beta] * len(loaded))
+        return CombinedScorer(loaded, list(betas)[: len(loaded)])
 
     # -- the work ------------------------------------------------------------------------------
     def search(
@@ -181,7 +181,7 @@ class SearchWorker:
         job: SearchJob,
         shard: list[tuple[Example, int]],
         models: list[tuple[str, Any]],
-        beta: float,
+        betas: list[float],
     ) -> dict[str, Any]:
         """Search the prompts of `shard` the store does not hold yet; each stored as it is done."""
         done = self.repo.searched(job.run_id, job.t, job.phase, job.method, job.search)
@@ -190,7 +190,7 @@ class SearchWorker:
         provider = self.provider()
         before = provider.stats.snapshot()
         if todo:
-            scorer = self.scorer(models, beta)
+            scorer = self.scorer(models, betas)
             grader = self.grader()
             self.loop.run_until_complete(
                 run_search(

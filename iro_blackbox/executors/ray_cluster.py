@@ -265,7 +265,7 @@ class RayExecutor:
             for tokens, reward in result["stored"]:
                 on_stored(tokens, reward)
 
-        calls = [(lambda w, s=s: w.search.remote(job, s, models, scoring.beta)) for s in shards]
+        calls = [(lambda w, s=s: w.search.remote(job, s, models, scoring.betas)) for s in shards]
         await self._spread(calls, on_done)
 
     async def grade(self, run_id: int, grader, rows: list[GradeRow], on_graded) -> None:

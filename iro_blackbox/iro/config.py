@@ -30,9 +30,13 @@ from ..value.config import PRECISIONS, TUNINGS, ValueConfig, ValueTrainConfig
 REWEIGHTS = ("best", "resample")
 POLICIES = ("cbs", "rerank")
 VALUE_DATA = ("all", "selected")
+VALUE_LOSSES = ("mse", "centered", "pairwise")  # bce stays a library option (rewards in [0, 1])
 
 # Options that do not change what a run computes: they may differ when a run is resumed or its
 # policy is loaded elsewhere, and they are not part of the run's identity (its default name).
+# Options added after runs were stored, with the value those runs used: at that value they are
+# left out of the identity, so an existing run keeps its default name and resumes.
+ADDED_LATER = {"value_loss": "mse"}
 NOT_RESULTS = frozenset(
     {
         "run_name",
@@ -142,14 +146,41 @@ class RunOptions:
         check_positive_int("seed", self.seed, minimum=0)
 
 
+def parse_betas(value: Any) -> list[float]:
+    """The beta schedule of `--beta`: a number, "1,2,2.5", or a list of numbers; each > 0."""
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+    else:
+        parts = [value]
+    out: list[float] = []
+    for p in parts:
+        try:
+            b = float(p) if not isinstance(p, bool) else float("nan")
+        except (TypeError, ValueError):
+            b = float("nan")
+        if not b > 0 or b == float("inf"):
+            raise ConfigError(
+                f"beta must be a number > 0 or a schedule such as 1,2,2.5, got {value!r}"
+            )
+        out.append(b)
+    if not out:
+        raise ConfigError(f"beta must be a number > 0 or a schedule such as 1,2,2.5, got {value!r}")
+    return out
+
+
 @dataclass
 class SearchOptions:
     w: int = option("Beams kept per step (W).", default=4)
     k: int = option("Successors sampled per beam per step (K).", default=4)
     l: int = option("Chunk length in tokens (L).", default=16)  # noqa: E741
     max_tokens: int = option("Maximum response length in tokens.", default=64)
-    beta: float = option(
-        "KL strength beta_t of every value model (S = sum_t V_t / beta).", default=1.0
+    beta: str = option(
+        "KL strength beta_t of the value models (S = sum_t V_t / beta_t): one number for every "
+        "iteration, or a schedule, one per iteration (e.g. 1,2,2.5 as the paper uses; the last "
+        "value goes on for later iterations).",
+        default=1.0,
     )
     temperature: float = option("Policy sampling temperature.", default=1.0)
     top_p: float = option("Policy nucleus sampling top_p.", default=1.0)
@@ -166,8 +197,9 @@ class SearchOptions:
     def __post_init__(self) -> None:
         for name in ("w", "k", "l", "max_tokens"):
             check_positive_int(name, getattr(self, name))
-        if not self.beta > 0:
-            raise ConfigError(f"beta must be > 0, got {self.beta!r}")
+        schedule = parse_betas(self.beta)
+        # one number stays a number (run names and hashes of existing runs do not change)
+        self.beta = schedule[0] if len(schedule) == 1 else ",".join(f"{b:g}" for b in schedule)
         _choice("selection", self.selection, SELECTIONS)
         _choice("policy", self.policy, POLICIES)
         if self.max_tokens < self.l:
@@ -175,6 +207,11 @@ class SearchOptions:
                 f"max_tokens ({self.max_tokens}) must be >= the chunk length l ({self.l})"
             )
         SamplingParams(temperature=self.temperature, top_p=self.top_p)
+
+    def betas(self, n: int) -> list[float]:
+        """beta_1..beta_n: the schedule, its last value repeated for later iterations."""
+        schedule = parse_betas(self.beta)
+        return [schedule[min(t, len(schedule) - 1)] for t in range(n)]
 
     @property
     def n(self) -> int:
@@ -220,6 +257,12 @@ class ValueOptions:
         "Value-model training epochs (early stopping on a validation split).", default=4
     )
     value_lr: float = option("Value-model learning rate.", default=5e-5)
+    value_loss: str = option(
+        "Value-model objective: mse (the reward) | centered (the reward minus its prompt's mean "
+        "reward: what the search compares) | pairwise (Bradley-Terry over prefixes of one prompt "
+        "at one position, weighted by reward gap, plus a light centered regression).",
+        default="mse",
+    )
     warm_start: bool = option("Start V_t from V_{t-1}'s weights.", default=True)
     value_precision: str = option(
         "Value-model scoring precision on CPU: fp32 | bf16 (about 3x faster where the CPU has "
@@ -233,6 +276,7 @@ class ValueOptions:
 
     def __post_init__(self) -> None:
         _choice("value_tuning", self.value_tuning, TUNINGS)
+        _choice("value_loss", self.value_loss, VALUE_LOSSES)
         _choice("value_data", self.value_data, VALUE_DATA)
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
@@ -248,6 +292,7 @@ class ValueOptions:
             tuning=self.value_tuning,
             lr=self.value_lr if self.value_tuning == "full" else None,
             epochs=self.value_epochs,
+            loss=self.value_loss,
             chunk_tokens=chunk_tokens,
             seed=seed,
         )
@@ -269,6 +314,12 @@ class AlignConfig:
     value: ValueOptions
 
     def __post_init__(self) -> None:
+        n_betas = len(parse_betas(self.search.beta))
+        if n_betas > self.run.iterations:
+            raise ConfigError(
+                f"beta gives {n_betas} values for {self.run.iterations} iteration(s): one per "
+                "iteration at most"
+            )
         if self.provider.batch_api and self.provider.no_cache:
             raise ConfigError("batch_api fills the request cache: do not combine it with no_cache")
 
@@ -318,7 +369,11 @@ class AlignConfig:
     # -- identity ------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         """The options that change what the run computes (data paths made absolute)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in NOT_RESULTS}
+        d = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in NOT_RESULTS and not (k in ADDED_LATER and v == ADDED_LATER[k])
+        }
         d["data"] = str(Path(d["data"]).resolve())
         if d.get("eval"):
             d["eval"] = str(Path(d["eval"]).resolve())

@@ -42,15 +42,29 @@ def evaluate(
     progress: bool = True,
     limit: int | None = None,
     budget: Budget | None = None,
+    budgets: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Every method on `data` at equal compute. `budget`: limits on this call's API spending."""
+    """Every method on `data` at equal compute. `budget`: limits on this call's API spending.
+    `budgets`: also the aligned policy at these search sizes W*K (the equal-compute picture,
+    beside the Best-of-n curve of the base samples, n up to the largest budget)."""
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
+    for b in budgets or []:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ConfigError(f"budgets are search sizes W*K >= 1, got {b!r}")
     examples = load_examples(data)
     if limit:
         examples = examples[:limit]
-    return asyncio.run(_evaluate(run, examples, list(methods), db, progress, str(data), budget))
+    return asyncio.run(
+        _evaluate(run, examples, list(methods), db, progress, str(data), budget, budgets or [])
+    )
+
+
+def budget_shape(b: int, k: int) -> tuple[int, int]:
+    """(W, K) of search size b: K the run's K where it fits, W = b // K."""
+    k = max(1, min(k, b))
+    return max(1, b // k), k
 
 
 async def _evaluate(
@@ -61,11 +75,12 @@ async def _evaluate(
     progress: bool,
     data_name: str,
     budget: Budget | None = None,
+    budgets: list[int] | None = None,
 ) -> dict[str, Any]:
     policy = load_run(run, db=db, budget=budget)
     grader = policy.grader
     cfg = policy.cfg
-    N = cfg.search.n
+    N = max([cfg.search.n, *(budgets or [])])  # base samples: enough for the Best-of-n curve
     rows: dict[str, dict[str, Any]] = {}
     try:
         with RunProgress(progress, provider=policy.provider) as prog:
@@ -80,30 +95,37 @@ async def _evaluate(
                 on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
             )
             secs = time.monotonic() - t0
+            n_run = cfg.search.n  # base and Best-of-N rows at the run's N = W*K
+            all_rewards = {r.example.id: [c.reward for c in r.candidates] for r in res}
+            all_tokens = {r.example.id: [c.completion_tokens for c in r.candidates] for r in res}
             base = metrics.base_metrics(
-                {r.example.id: [c.reward for c in r.candidates] for r in res},
-                {r.example.id: [c.completion_tokens for c in r.candidates] for r in res},
-                N,
+                {k: v[:n_run] for k, v in all_rewards.items()},
+                {k: v[:n_run] for k, v in all_tokens.items()},
+                n_run,
             )
+            bon_curve = metrics.bon_curve(all_rewards, all_tokens)
             base_first = {r.example.id: metrics.reward_or_zero(r.candidates[0].reward) for r in res}
-            per_prompt = [r.usage.completion_tokens for r in res]
+            per_prompt = [sum(v[:n_run]) for v in all_tokens.values()]
             if "base" in methods:
                 rows["base"] = {
                     "mean_reward": base["eval_mean_reward"],
                     "stderr": base["eval_reward_stderr"],
                     "tokens_per_prompt": base["base_tokens_per_prompt"],
                     "win_rate_vs_base": 0.5,
-                    "seconds": secs / N,
+                    "seconds": secs / len(res[0].candidates) if res else 0.0,
                 }
             if "bon" in methods:
-                best = {r.example.id: metrics.reward_or_zero(r.best.reward) for r in res}
+                best = {
+                    k: max(metrics.reward_or_zero(x) for x in v[:n_run])
+                    for k, v in all_rewards.items()
+                }
                 rows["bon"] = {
                     "mean_reward": base["bon_mean_reward"],
                     "stderr": metrics.stderr(list(best.values())),
                     "tokens_per_prompt": metrics.mean(per_prompt),
                     "win_rate_vs_base": metrics.win_rate(best, base_first),
                     "seconds": secs,
-                    "n": N,
+                    "n": n_run,
                 }
             for method, upto in (("cbs", 1), ("iro", None)):
                 if method not in methods:
@@ -143,6 +165,32 @@ async def _evaluate(
                     "seconds": secs,
                     "value_models": k,
                 }
+            curve = []
+            for b in sorted(set(budgets or [])):
+                w, k = budget_shape(b, cfg.search.k)
+                prog.stage(f"iro at W*K = {w}*{k}", len(examples))
+                res = await policy.asearch(
+                    examples,
+                    policy.search_params(final="grader", w=w, k=k),
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                picks = {}
+                for r in res:
+                    pick = value_pick(
+                        [c.text for c in r.candidates], [c.score for c in r.candidates]
+                    )
+                    picks[r.example.id] = metrics.reward_or_zero(r.candidates[pick].reward)
+                curve.append(
+                    {
+                        "budget": b,
+                        "w": w,
+                        "k": k,
+                        "reward": metrics.mean(list(picks.values())),
+                        "stderr": metrics.stderr(list(picks.values())),
+                        "tokens_per_prompt": metrics.mean([r.usage.completion_tokens for r in res]),
+                    }
+                )
     finally:
         spent = policy.provider.stats.snapshot()
         await policy.aclose()
@@ -150,16 +198,64 @@ async def _evaluate(
         "run": policy.name,
         "data": data_name,
         "prompts": len(examples),
-        "n": N,
+        "n": cfg.search.n,
         "w": cfg.search.w,
         "k": cfg.search.k,
         "l": cfg.search.l,
         "max_tokens": cfg.search.max_tokens,
         "policy": cfg.search.policy,
         "methods": rows,
+        "bon_curve": bon_curve,
+        "iro_budgets": curve,
         "spent": {k: spent.get(k, 0) for k in ("requests", "cache_hits", "cost_usd")},
     }
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, indent=2))
+
+
+def plot_compute(result: dict[str, Any], path: str | Path) -> Path:
+    """The equal-compute picture: held-out reward against generated tokens per prompt, the base
+    policy's Best-of-n curve beside IRO at each search size W*K (no grader at decode time)."""
+    import matplotlib  # heavy: matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy: matplotlib
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    curve = result.get("bon_curve") or []
+    if curve:
+        ax.plot(
+            [c["tokens_per_prompt"] for c in curve],
+            [c["reward"] for c in curve],
+            "o-",
+            color="gray",
+            label="Best-of-n by the grader",
+        )
+        for c in curve:
+            ax.annotate(f"n={c['n']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
+    iro = result.get("iro_budgets") or []
+    if iro:
+        ax.errorbar(
+            [c["tokens_per_prompt"] for c in iro],
+            [c["reward"] for c in iro],
+            yerr=[c["stderr"] or 0.0 for c in iro],
+            fmt="D-",
+            color="C1",
+            capsize=3,
+            label="IRO, no grader (± se)",
+        )
+        for c in iro:
+            ax.annotate(f"W*K={c['budget']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("generated tokens per prompt (log)")
+    ax.set_ylabel("held-out mean reward")
+    ax.set_title(f"{result['run']} on {Path(result['data']).name}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -50,6 +50,7 @@ from ..registry import EXECUTORS
 from ..search import SearchParams, value_pick
 from ..store import RunRepository, Store, default_home, open_store
 from ..value import RolloutData
+from ..value.ranking import barely_above_chance
 from . import metrics
 from .config import NOT_RESULTS, AlignConfig
 from .estimate import Estimate, estimate
@@ -470,6 +471,16 @@ class AlignLoop:
             self.trainer, data, t, warm, prev.path if prev else None, path
         )
         m = _jsonable(m)
+        held = self._heldout_answers(t)
+        rank = getattr(self.trainer, "rank", None)
+        if held and rank is not None:
+            # what the search needs, measured where V_t is used: same-prompt answers of held-out
+            # prompts (pi_{t-1}'s graded answers there)
+            m["heldout"] = _jsonable(rank(model, held, t=t))
+        warning = ranking_warning(t, m)
+        if warning:
+            m["warning"] = warning
+            self.progress.log(f"[yellow]warning[/yellow] {warning}")
         self.repo.add_value_model(
             self.run_id,
             t,
@@ -481,6 +492,18 @@ class AlignLoop:
         self.progress.advance(1)
         self.value_models.append(model)
         return {"value": m}
+
+    def _heldout_answers(self, t: int) -> list[RolloutData]:
+        """The graded answers of pi_{t-1} on the held-out prompts (t = 1: the base samples)."""
+        if t - 1 == BASE_T:
+            rows = self.repo.rollouts(self.run_id, BASE_T, "eval", "best_of_n")
+        else:
+            rows = self.repo.rollouts(self.run_id, t - 1, "eval", self.cfg.search.policy)
+        return [
+            RolloutData(r.prompt, r.response, float(r.reward), 1.0)
+            for r in rows
+            if r.reward is not None and r.grade_error is None
+        ]
 
     # -- step 4: evaluate -----------------------------------------------------------------------
     async def evaluate(self, t: int) -> dict[str, Any]:
@@ -540,7 +563,7 @@ class AlignLoop:
 
         pairs = [(e, self.pk[e.id]) for e in todo]
         await self.executor.search(
-            job, pairs, scoring or Scoring([], [], 1.0), self.grader, on_stored
+            job, pairs, scoring or Scoring([], [], []), self.grader, on_stored
         )
         self.progress.finish_stage()
 
@@ -673,7 +696,7 @@ class AlignLoop:
     def _scorer(self, upto: int) -> Scoring:
         """V_1..V_upto as loaded here and as saved (for executors elsewhere)."""
         paths = [r.path for r in self.repo.value_models(self.run_id, upto)]
-        return Scoring(self.value_models[:upto], paths, self.cfg.search.beta)
+        return Scoring(self.value_models[:upto], paths, self.cfg.search.betas(upto))
 
     def _grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
         out: dict[int, list[Any]] = {}
@@ -714,3 +737,25 @@ def _value_pick_reward(rows: list[Any]) -> float:
 
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
+
+
+def ranking_warning(t: int, m: dict[str, Any]) -> str | None:
+    """A plain warning when V_t ranks same-prompt prefixes barely better than chance (on the
+    held-out prompts' answers where measured, else on its validation split)."""
+    held = m.get("heldout") or {}
+    acc, pairs = held.get("accuracy"), held.get("pairs")
+    where = "held-out prompts' answers"
+    if acc is None:
+        acc, pairs, where = (
+            m.get("val_pairwise_accuracy"),
+            m.get("val_pairs"),
+            "validation prefixes",
+        )
+    if not barely_above_chance(acc):
+        return None
+    return (
+        f"V_{t} ranks {where} of the same prompt barely above chance (pair accuracy "
+        f"{acc:.2f}, chance 0.50, over {pairs} pairs), so guided search will steer "
+        "little: more or fresh prompts (--fresh-prompts), more rollouts (--rollouts), another "
+        "objective (--value-loss) or a bigger backbone (--value-backbone) would help"
+    )

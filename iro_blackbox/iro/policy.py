@@ -219,6 +219,6 @@ def load_run(
     guard_provider(
         provider, budget or Budget(), ledger, what=f"run '{row.name}' ({cfg.provider.provider})"
     )
-    betas = [cfg.search.beta] * len(models)
+    betas = cfg.search.betas(len(models))
     chat = repo.trained_on_chat(row.id)
     return AlignedPolicy(row.name, row.id, cfg, store, provider, models, betas, chat=chat)

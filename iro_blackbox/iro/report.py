@@ -144,7 +144,126 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
         fig.savefig(p, dpi=110)
         plt.close(fig)
         paths.append(p)
+    paths.extend(_value_plots(iterations, out_dir, plt))
     return paths
+
+
+def _value_metrics(iterations: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    return [
+        (i["t"], i["metrics"]["value"])
+        for i in iterations
+        if i["t"] > 0 and isinstance(i["metrics"].get("value"), dict)
+    ]
+
+
+def _value_plots(iterations: list[dict[str, Any]], out_dir: Path, plt: Any) -> list[Path]:
+    """Per V_t: the reliability curve (held-out prefixes, predicted vs actual) and the within-
+    prompt pair ranking accuracy by prefix position."""
+    vms = _value_metrics(iterations)
+    paths = []
+    cal = [(t, m["val_calibration"]) for t, m in vms if m.get("val_calibration")]
+    if cal:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        lo = min(min(b["pred"], b["actual"]) for _, c in cal for b in c)
+        hi = max(max(b["pred"], b["actual"]) for _, c in cal for b in c)
+        ax.plot([lo, hi], [lo, hi], ":", color="gray", label="perfect calibration")
+        for t, c in cal:
+            ax.plot([b["pred"] for b in c], [b["actual"] for b in c], "o-", label=f"V_{t}")
+        units = next((m.get("targets") for _, m in vms if m.get("targets")), "reward")
+        ax.set_xlabel(f"predicted ({units}; bins of held-out prefixes)")
+        ax.set_ylabel("actual mean")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "value_calibration.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    rank = [
+        (t, (m.get("heldout") or {}).get("by_position") or m.get("val_ranking_by_position"))
+        for t, m in vms
+    ]
+    rank = [(t, by) for t, by in rank if by]
+    if rank:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.axhline(0.5, color="gray", ls=":", label="chance")
+        for t, by in rank:
+            pos = sorted(by, key=int)
+            ax.plot(
+                [int(p) for p in pos],
+                [by[p]["accuracy"] for p in pos],
+                "o-",
+                label=f"V_{t} (all: {_fmt(_accuracy(dict(vms)[t]))})",
+            )
+        ax.set_xlabel("prefix position (chunks of the answer; held-out prompts where measured)")
+        ax.set_ylabel("pair ranking accuracy, same prompt")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "value_ranking.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def _accuracy(m: dict[str, Any]) -> float | None:
+    held = m.get("heldout") or {}
+    return (
+        held.get("accuracy") if held.get("accuracy") is not None else m.get("val_pairwise_accuracy")
+    )
+
+
+def _value_section(iterations: list[dict[str, Any]]) -> str:
+    rows = []
+    warnings = []
+    for t, m in _value_metrics(iterations):
+        held = m.get("heldout") or {}
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(c)}</td>"
+                for c in (
+                    f"V_{t}",
+                    str(m.get("loss", "")),
+                    _fmt(held.get("accuracy")),
+                    _fmt(held.get("kendall_tau")),
+                    str(held.get("pairs", "")),
+                    _fmt(m.get("val_pairwise_accuracy")),
+                    _fmt(m.get("val_mse_ratio")),
+                    _fmt(m.get("val_pearson")),
+                )
+            )
+            + "</tr>"
+        )
+        if m.get("warning"):
+            warnings.append(f"<p><b>Warning</b>: {html.escape(m['warning'])}.</p>")
+    if not rows:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "model",
+            "objective",
+            "held-out pair accuracy",
+            "Kendall tau",
+            "pairs",
+            "validation pair accuracy",
+            "validation MSE / constant",
+            "Pearson r",
+        )
+    )
+    return (
+        "<h2>Value models</h2>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "<p>The search compares prefixes of the same prompt at the same step, so what counts is "
+        "the pair accuracy: the share of such pairs with different rewards that V_t orders "
+        "right (0.5 is chance). Held-out: every prefix of pi_{t-1}'s graded answers on the "
+        "held-out prompts; validation: V_t's own validation split of its training rollouts. "
+        "The MSE ratio (against predicting the training mean) also counts differences between "
+        "prompts, which selection never uses.</p>" + "".join(warnings)
+    )
 
 
 def write_report(
@@ -204,6 +323,7 @@ by the value score (what <code>iro-bb generate</code> and <code>serve</code> ret
 the best of the policy's complete answers by the grader ("answers" per prompt): for t = 0 that is
 Best-of-N over N = W&times;K samples. "± se": the standard error over prompts; "gain vs t-1": the
 change from the previous policy (t = 1: from the base policy's mean), paired by prompt.</p>
+{_value_section(iterations)}
 <h2>Plots</h2>{imgs}
 <h2>Configuration</h2><pre>{cfg}</pre>
 </body></html>
@@ -224,6 +344,8 @@ def _spent(spent: dict[str, Any]) -> str:
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)

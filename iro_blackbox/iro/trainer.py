@@ -5,6 +5,7 @@ Any object with the same two methods can stand in (tests inject a recording one)
 
     trainer.train(rollouts, t=t, warm_start=v_prev, out_dir=path) -> (model, metrics, config)
     trainer.load(path) -> model
+    trainer.rank(model, rollouts, t=t) -> ranking metrics   (optional: held-out measurement)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
+from ..value.ranking import heldout_ranking
 from .config import AlignConfig
 
 
@@ -50,6 +52,15 @@ class DefaultValueTrainer:
             examples, tcfg, warm_start=warm_start, progress=self.progress, out_dir=out_dir
         )
         return model, metrics, model.train_config
+
+    def rank(self, model: Any, rollouts: Sequence[RolloutData], *, t: int) -> dict[str, Any]:
+        """How V_t ranks graded answers of held-out prompts (value/ranking.py)."""
+        tcfg = self.cfg.value.train_config(
+            seed=self.cfg.run.seed + t,
+            chunk_tokens=self.cfg.search.l,
+            device=self.cfg.provider.device,
+        )
+        return heldout_ranking(model, rollouts, tcfg)
 
     def load(self, path: str) -> ValueModel:
         return ValueModel.load(

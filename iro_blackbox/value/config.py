@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..utils import dataclass_from_dict
 
 TUNINGS = ("full", "head", "top", "lora")
-LOSSES = ("mse", "bce")
+LOSSES = ("mse", "bce", "centered", "pairwise")
 PREFIX_MODES = ("chunk", "token", "random")
 POOLINGS = ("auto", "mean", "cls", "last")
 SPLITS = ("auto", "prompt", "rollout")
@@ -110,9 +110,14 @@ class ValueTrainConfig:
     eval_batch_size: int = 64  # prefixes per forward pass when validating
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     warmup_ratio: float = 0.0  # fraction of the steps with a linear learning-rate warmup
-    # "mse" (regression on normalised rewards) or "bce" (rewards in [0, 1], e.g. pass/fail; the
-    # model then outputs a probability)
+    # "mse" (regression on normalised rewards); "bce" (rewards in [0, 1], e.g. pass/fail; the
+    # model then outputs a probability); "centered" (regression on the reward minus the mean
+    # reward of that prompt's rollouts: what the search compares, a per-prompt constant cancels
+    # in pi_t ∝ pi_{t-1} exp(V_t/beta)); "pairwise" (Bradley-Terry over prefixes of the same
+    # prompt at the same position, weighted by their reward gap, plus the centered regression at
+    # `pairwise_anchor` weight so V_t stays in reward units and beta keeps its meaning)
     loss: str = "mse"
+    pairwise_anchor: float = 0.1  # loss="pairwise": weight of the centered regression term
     # which prefixes of each response become training examples (the empty and the full response
     # are always included): "chunk" (every `chunk_tokens` tokens of the value tokenizer),
     # "token" (every token), "random" (`k_random` random cut points)
@@ -160,6 +165,7 @@ class ValueTrainConfig:
         _check_number("grad_clip", self.grad_clip, 0.0, 1e6)
         _check_number("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
         _check_choice("loss", self.loss, LOSSES)
+        _check_number("pairwise_anchor", self.pairwise_anchor, 0.0, 100.0)
         _check_choice("prefix_mode", self.prefix_mode, PREFIX_MODES)
         _check_int("chunk_tokens", self.chunk_tokens, 1)
         _check_int("k_random", self.k_random, 0)

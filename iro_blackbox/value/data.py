@@ -25,7 +25,10 @@ class ValueExample(NamedTuple):
     """One training example: the model reads prompt + join + partial and should predict target.
 
     `rollout` groups the prefixes of one response (validation splits never cut a group);
-    -1 means "a group of its own".
+    -1 means "a group of its own". `position`: which cut of its response this prefix is (0 the
+    empty prefix, then one per chunk): the search compares prefixes of the same prompt at the
+    same step, so ranking losses and metrics pair examples of equal prompt and position; -1 means
+    unknown (such examples are never paired).
     """
 
     prompt: str
@@ -33,6 +36,7 @@ class ValueExample(NamedTuple):
     target: float
     weight: float = 1.0
     rollout: int = -1
+    position: int = -1
 
 
 class RolloutData(NamedTuple):
@@ -147,6 +151,6 @@ def make_value_examples(
     examples: list[ValueExample] = []
     for i, (r, e) in enumerate(zip(items, ends, strict=True)):
         rng = random.Random(derive_seed("value-cuts", config.seed, i))
-        for c in cut_points(e, len(r.response), config, rng):
-            examples.append(ValueExample(r.prompt, r.response[:c], r.reward, r.weight, i))
+        for pos, c in enumerate(cut_points(e, len(r.response), config, rng)):
+            examples.append(ValueExample(r.prompt, r.response[:c], r.reward, r.weight, i, pos))
     return examples

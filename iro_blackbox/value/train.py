@@ -1,10 +1,14 @@
-"""Training a value model (IRO step 3): regress V(x, y_<=i) onto the final reward r(x, y).
+"""Training a value model (IRO step 3): fit V(x, y_<=i) to the final reward r(x, y).
 
     examples = make_value_examples(rollouts, cfg)
     vm, metrics = train_value_model(examples, cfg, warm_start=previous_vm, out_dir="run/value/t2")
 
-Loss MSE on rewards normalised by the training targets' mean/std (stored with the model), or BCE
-for rewards in [0, 1]. Validation holds out whole rollouts (or whole prompts), so prefixes of one
+Objectives (config.loss): MSE on rewards normalised by the training targets' mean/std (stored
+with the model); BCE for rewards in [0, 1]; `centered`, MSE on the reward minus its prompt's mean
+reward; `pairwise`, Bradley-Terry over prefixes of the same prompt at the same position (batches
+hold whole prompt-position groups) plus a light centered regression. Validation reports, beside
+the MSE ratio, what the search needs: within-prompt pair ranking accuracy, Kendall tau-b, both by
+prefix position, and a reliability curve (value/ranking.py). Validation holds out whole rollouts (or whole prompts), so prefixes of one
 response never sit on both sides; early stopping restores the best weights. AdamW, seeded.
 """
 
@@ -32,6 +36,7 @@ from ..models import pick_device
 from .config import ValueTrainConfig
 from .data import ValueExample
 from .model import ValueModel
+from .ranking import calibration, centered_targets, pair_groups, pairwise_loss, ranking_metrics
 from .tuning import apply_tuning, trainable_parameters
 
 AUTO_PROMPT_SPLIT = 20  # split_by="auto" groups by prompt from this many distinct prompts on
@@ -42,11 +47,12 @@ def as_example(item: Any, index: int) -> ValueExample:
     """A ValueExample from a ValueExample, a (prompt, partial, target[, weight[, rollout]]) tuple."""
     if isinstance(item, ValueExample):
         ex = item
-    elif isinstance(item, (tuple, list)) and 3 <= len(item) <= 5:
+    elif isinstance(item, (tuple, list)) and 3 <= len(item) <= 6:
         ex = ValueExample(*item)
     else:
         raise InputError(
-            f"example {index}: expected (prompt, partial, target[, weight[, rollout]]), got {item!r}"
+            f"example {index}: expected (prompt, partial, target[, weight[, rollout[, position]]]), "
+            f"got {item!r}"
         )
     if not isinstance(ex.prompt, str) or not isinstance(ex.partial, str):
         raise InputError(f"example {index}: prompt and partial must be text")
@@ -55,7 +61,9 @@ def as_example(item: Any, index: int) -> ValueExample:
         raise InputError(f"example {index}: target must be a finite number, got {t!r}")
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or not math.isfinite(w):
         raise InputError(f"example {index}: weight must be a finite number >= 0, got {w!r}")
-    return ValueExample(ex.prompt, ex.partial, float(t), float(w), int(ex.rollout))
+    return ValueExample(
+        ex.prompt, ex.partial, float(t), float(w), int(ex.rollout), int(ex.position)
+    )
 
 
 def split_examples(
@@ -108,12 +116,45 @@ def _batches(
     return out
 
 
-def _loss(raw: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, kind: str) -> torch.Tensor:
+def _group_batches(
+    indices: list[int], groups: list[int], size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffled batches of whole prompt-position groups (pairs never straddle two batches); a
+    group larger than `size` is a batch of its own."""
+    members: dict[int, list[int]] = {}
+    for i in indices:
+        members.setdefault(groups[i], []).append(i)
+    order = list(members.values())
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for rows in order:
+        if cur and len(cur) + len(rows) > size:
+            out.append(cur)
+            cur = []
+        cur.extend(rows)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _loss(
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    kind: str,
+    group: torch.Tensor | None = None,
+    anchor: float = 0.1,
+) -> torch.Tensor:
     if kind == "bce":
         per = torch.nn.functional.binary_cross_entropy_with_logits(raw, target, reduction="none")
-    else:
-        per = (raw - target) ** 2
-    return (per * weight).sum() / weight.sum().clamp(min=1e-12)
+        return (per * weight).sum() / weight.sum().clamp(min=1e-12)
+    mse = (((raw - target) ** 2) * weight).sum() / weight.sum().clamp(min=1e-12)
+    if kind != "pairwise":
+        return mse
+    assert group is not None
+    bt = pairwise_loss(raw, target, weight, group)
+    return anchor * mse if bt is None else bt + anchor * mse
 
 
 def _pearson(x: Sequence[float], y: Sequence[float], w: Sequence[float]) -> float | None:
@@ -147,8 +188,12 @@ def _evaluate(
     weights: list[float],
     constant: float,
     config: ValueTrainConfig,
+    groups: list[int],
+    positions: list[int],
+    inputs: list[str],
 ) -> dict[str, Any]:
-    """Validation loss (training units) and MSE / Pearson r in reward units."""
+    """Validation loss (training units), MSE / Pearson r in the fitted targets' units (rewards, or
+    rewards centred per prompt), and within-group ranking (value/ranking.py)."""
     model.eval()
     order = sorted(idx, key=lambda i: len(seqs[i]))
     raws: dict[int, float] = {}
@@ -161,18 +206,36 @@ def _evaluate(
     raw_t = torch.tensor([raws[i] for i in idx])
     w = [weights[i] for i in idx]
     y = [targets[i] for i in idx]
-    loss = _loss(raw_t, raw_targets[idx], torch.tensor(w), config.loss).item()
+    g = torch.tensor([groups[i] for i in idx])
+    loss = _loss(
+        raw_t, raw_targets[idx], torch.tensor(w), config.loss, g, config.pairwise_anchor
+    ).item()
     pred = model.to_reward(raw_t).tolist()
     total = sum(w) or float(len(w))
     mse = sum(wi * (p - t) ** 2 for p, t, wi in zip(pred, y, w, strict=True)) / total
     const = sum(wi * (constant - t) ** 2 for t, wi in zip(y, w, strict=True)) / total
+    rank = ranking_metrics(
+        pred,
+        y,
+        [groups[i] for i in idx],
+        [positions[i] for i in idx],
+        [inputs[i] for i in idx],
+    )
     return {
         "val_loss": loss,
         "val_mse": mse,
         "val_mse_constant": const,
         "val_mse_ratio": mse / const if const > 0 else None,
         "val_pearson": _pearson(pred, y, w),
+        "val_pairwise_accuracy": rank["accuracy"],
+        "val_kendall_tau": rank["kendall_tau"],
+        "val_pairs": rank["pairs"],
+        "val_ranking_by_position": rank["by_position"],
+        "val_calibration": calibration(pred, y),
     }
+
+
+_DETAIL = ("val_ranking_by_position", "val_calibration")  # kept for the best epoch only
 
 
 def _progress(enabled: bool) -> Progress:
@@ -220,8 +283,14 @@ def train_value_model(
     exs = [as_example(e, i) for i, e in enumerate(examples)]
     if not exs:
         raise InputError("no value-model training examples")
-    targets = [e.target for e in exs]
     weights = [e.weight for e in exs]
+    groups = pair_groups(exs)
+    positions = [e.position for e in exs]
+    partials = [e.partial for e in exs]
+    # what V_t is fitted to: the reward, or (centered, pairwise) the reward minus its prompt's
+    # mean, which selection never uses (a per-prompt constant cancels in the tilt)
+    centered = config.loss in ("centered", "pairwise")
+    targets = centered_targets(exs) if centered else [e.target for e in exs]
     if config.loss == "bce" and not all(0.0 <= y <= 1.0 for y in targets):
         bad = next(y for y in targets if not 0.0 <= y <= 1.0)
         raise ConfigError(f"loss='bce' needs rewards in [0, 1], got a target of {bad}")
@@ -268,6 +337,7 @@ def train_value_model(
             [(y - mean) / std if output == "identity" else y for y in targets], dtype=torch.float32
         )
         w_all = torch.tensor(weights, dtype=torch.float32)
+        g_all = torch.tensor(groups, dtype=torch.long)
 
         decay = [p for n, p in params.items() if p.ndim >= 2]
         no_decay = [p for n, p in params.items() if p.ndim < 2]
@@ -278,7 +348,11 @@ def train_value_model(
             ],
             config.learning_rate,
         )
-        steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+        steps_per_epoch = (
+            len(_group_batches(train_idx, groups, config.batch_size, random.Random(0)))
+            if config.loss == "pairwise"
+            else math.ceil(len(train_idx) / config.batch_size)
+        )
         total_steps = steps_per_epoch * config.epochs
         warmup = int(config.warmup_ratio * total_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -299,13 +373,19 @@ def train_value_model(
                 model.train()
                 t0 = time.perf_counter()
                 loss_sum, loss_n = 0.0, 0
-                for rows in _batches(train_idx, lengths, config.batch_size, rng):
+                batches = (
+                    _group_batches(train_idx, groups, config.batch_size, rng)
+                    if config.loss == "pairwise"
+                    else _batches(train_idx, lengths, config.batch_size, rng)
+                )
+                for rows in batches:
                     ids, mask = model.collate([seqs[i] for i in rows])
                     y = raw_targets[rows].to(model.device)
                     w = w_all[rows].to(model.device)
+                    g = g_all[rows].to(model.device)
                     with model.autocast():
                         raw = model(ids, mask)
-                    loss = _loss(raw.float(), y, w, config.loss)
+                    loss = _loss(raw.float(), y, w, config.loss, g, config.pairwise_anchor)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip > 0:
@@ -325,7 +405,17 @@ def train_value_model(
                 if val_idx:
                     row.update(
                         _evaluate(
-                            model, seqs, val_idx, raw_targets, targets, weights, constant, config
+                            model,
+                            seqs,
+                            val_idx,
+                            raw_targets,
+                            targets,
+                            weights,
+                            constant,
+                            config,
+                            groups,
+                            positions,
+                            partials,
                         )
                     )
                     bar.update(
@@ -337,7 +427,7 @@ def train_value_model(
                 if not val_idx:
                     continue
                 if best is None or row["val_loss"] < best["val_loss"] - config.min_delta:
-                    best = row
+                    best = dict(row)
                     best_state = {n: p.detach().clone() for n, p in params.items()}
                     bad_epochs = 0
                 else:
@@ -366,6 +456,12 @@ def train_value_model(
         "val_mse_constant": final.get("val_mse_constant"),
         "val_mse_ratio": final.get("val_mse_ratio"),
         "val_pearson": final.get("val_pearson"),
+        "val_pairwise_accuracy": final.get("val_pairwise_accuracy"),
+        "val_kendall_tau": final.get("val_kendall_tau"),
+        "val_pairs": final.get("val_pairs"),
+        "val_ranking_by_position": final.get("val_ranking_by_position"),
+        "val_calibration": final.get("val_calibration"),
+        "targets": "centered per prompt" if centered else "reward",
         "samples_per_s": seen / train_seconds if train_seconds > 0 else None,
         "train_seconds": train_seconds,
         "trainable_params": n_trainable,
@@ -378,7 +474,7 @@ def train_value_model(
         "constant_prediction": constant,
         "device": str(model.device),
         "warm_start": (warm_start.path or "in-memory") if warm_start is not None else None,
-        "history": history,
+        "history": [{k: v for k, v in r.items() if k not in _DETAIL} for r in history],
     }
     metrics = _clean(metrics)
     model.eval().requires_grad_(False)
