@@ -142,3 +142,68 @@ def test_beta_schedule():
             AlignConfig.from_dict({"data": "d.jsonl", "beta": bad})
     with pytest.raises(ConfigError, match="value_loss must be one of"):
         AlignConfig.from_dict({"data": "d.jsonl", "value_loss": "hinge"})
+
+
+def test_a_value_model_near_chance_is_warned_about_in_output_and_report(tmp_path):
+    from iro_blackbox.iro.loop import ranking_warning
+    from iro_blackbox.iro.report import write_report
+
+    good = {
+        "loss": "mse",
+        "heldout": {"accuracy": 0.71, "pairs": 300},
+        "val_pairwise_accuracy": 0.52,
+        "val_pairs": 20,  # too few pairs to warn on
+    }
+    poor = {
+        "loss": "centered",
+        "heldout": {
+            "accuracy": 0.52,
+            "pairs": 300,
+            "by_position": {"1": {"accuracy": 0.52, "pairs": 40}},
+        },
+        "val_calibration": [
+            {"pred": 0.1, "actual": 0.2, "n": 5},
+            {"pred": 0.5, "actual": 0.4, "n": 5},
+        ],
+    }
+    assert ranking_warning(1, good) is None
+    w = ranking_warning(2, poor)
+    assert w.startswith(
+        "V_2 ranks held-out prompts' answers of the same prompt barely above chance"
+    )
+    assert "--fresh-prompts" in w and "--value-backbone" in w
+    # measured on the demo: V_2 ranked its own validation pairs below chance (0.46 over 710)
+    # while it ranked pi_1's held-out answers at 0.63
+    val = ranking_warning(
+        3,
+        {
+            "heldout": {"accuracy": 0.63, "pairs": 10515},
+            "val_pairwise_accuracy": 0.46,
+            "val_pairs": 710,
+        },
+    )
+    assert "validation prefixes of the same prompt below chance" in val
+    assert "0.46" in val and "710 pairs" in val
+    poor["warning"] = w
+    its = [
+        {"t": 0, "stage": "done", "metrics": {"eval_mean_reward": 0.1}},
+        {"t": 1, "stage": "done", "metrics": {"eval_mean_reward": 0.3, "value": good}},
+        {"t": 2, "stage": "done", "metrics": {"eval_mean_reward": 0.3, "value": poor}},
+    ]
+    html = write_report("r", {}, its, {}, tmp_path).read_text()
+    assert "held-out pair accuracy" in html and "0.710" in html and "Warning" in html
+    assert (tmp_path / "value_ranking.png").is_file() and (
+        tmp_path / "value_calibration.png"
+    ).is_file()
+
+
+def test_eval_budgets_bad_input_is_one_line(capsys):
+    from iro_blackbox.cli.app import main
+
+    for argv, needle in (
+        (["eval", "x.jsonl", "--run", "r", "--budgets", "4,x"], "--budgets takes search sizes"),
+        (["eval", "x.jsonl", "--run", "r", "--plot", "p.png"], "give --budgets too"),
+    ):
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2

@@ -739,22 +739,24 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
+MIN_WARN_PAIRS = 50  # fewer pairs than this measure too little to warn on
+
+
 def ranking_warning(t: int, m: dict[str, Any]) -> str | None:
-    """A plain warning when V_t ranks same-prompt prefixes barely better than chance (on the
-    held-out prompts' answers where measured, else on its validation split)."""
+    """A plain warning when V_t ranks same-prompt prefixes barely better than chance, on the
+    held-out prompts' answers or on its own validation split (either, with enough pairs)."""
     held = m.get("heldout") or {}
-    acc, pairs = held.get("accuracy"), held.get("pairs")
-    where = "held-out prompts' answers"
-    if acc is None:
-        acc, pairs, where = (
-            m.get("val_pairwise_accuracy"),
-            m.get("val_pairs"),
-            "validation prefixes",
-        )
-    if not barely_above_chance(acc):
+    for acc, pairs, where in (
+        (held.get("accuracy"), held.get("pairs"), "held-out prompts' answers"),
+        (m.get("val_pairwise_accuracy"), m.get("val_pairs"), "validation prefixes"),
+    ):
+        if barely_above_chance(acc) and (pairs or 0) >= MIN_WARN_PAIRS:
+            break
+    else:
         return None
     return (
-        f"V_{t} ranks {where} of the same prompt barely above chance (pair accuracy "
+        f"V_{t} ranks {where} of the same prompt "
+        f"{'below' if acc < 0.5 else 'barely above'} chance (pair accuracy "
         f"{acc:.2f}, chance 0.50, over {pairs} pairs), so guided search will steer "
         "little: more or fresh prompts (--fresh-prompts), more rollouts (--rollouts), another "
         "objective (--value-loss) or a bigger backbone (--value-backbone) would help"

@@ -148,6 +148,9 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     return paths
 
 
+MIN_PAIRS_SHOWN = 20  # ranking accuracy is drawn at positions with at least this many pairs
+
+
 def _value_metrics(iterations: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return [
         (i["t"], i["metrics"]["value"])
@@ -188,14 +191,18 @@ def _value_plots(iterations: list[dict[str, Any]], out_dir: Path, plt: Any) -> l
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.axhline(0.5, color="gray", ls=":", label="chance")
         for t, by in rank:
-            pos = sorted(by, key=int)
+            # positions with few pairs (only the longest answers reach them) are noise
+            pos = sorted((p for p in by if by[p]["pairs"] >= MIN_PAIRS_SHOWN), key=int)
             ax.plot(
                 [int(p) for p in pos],
                 [by[p]["accuracy"] for p in pos],
                 "o-",
                 label=f"V_{t} (all: {_fmt(_accuracy(dict(vms)[t]))})",
             )
-        ax.set_xlabel("prefix position (chunks of the answer; held-out prompts where measured)")
+        ax.set_xlabel(
+            f"prefix position (chunks of the answer; >= {MIN_PAIRS_SHOWN} pairs; held-out "
+            "prompts where measured)"
+        )
         ax.set_ylabel("pair ranking accuracy, same prompt")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
