@@ -142,6 +142,8 @@ def test_align_local_end_to_end(tiny_data, tmp_path, capsys):
     assert [(b["budget"], b["w"], b["k"]) for b in ev["iro_budgets"]] == [(2, 1, 2), (8, 4, 2)]
     assert [c["n"] for c in ev["bon_curve"]] == [1, 2, 4, 8] and ev["n"] == 4
     assert ev["methods"]["bon"]["n"] == 4 and png.stat().st_size > 1000
+    assert (out / "compute.json").is_file() and (out / "reward_at_budgets.png").is_file()
+    assert "reward at budgets" in (out / "report.html").read_text()  # the run's report has it
 
 
 BAD_CASES = [

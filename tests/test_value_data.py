@@ -125,7 +125,7 @@ def test_empty_response_and_rollout_forms(tok):
         prompt, response, reward, weight = "q", "", 3.0, None
 
     exs = make_value_examples([Row()], ValueTrainConfig(), tokenizer=tok)
-    assert exs == [ValueExample("q", "", 3.0, 1.0, 0)]
+    assert exs == [ValueExample("q", "", 3.0, 1.0, 0, 0)]
     with pytest.raises(InputError, match="rollout 1: reward must be a number"):
         make_value_examples([("p", "a", 1.0), ("p", "b", None)], ValueTrainConfig(), tok)
     with pytest.raises(InputError, match="rollout 0: missing key 'reward'"):

@@ -44,7 +44,8 @@ def eval_cmd(
         str | None,
         typer.Option(
             help="Also run the aligned policy at these search sizes W*K (e.g. 4,8,16) and the "
-            "Best-of-n curve up to the largest: the equal-compute picture.",
+            "Best-of-n curve up to the largest: the equal-compute picture (added to the run's "
+            "report too).",
             show_default=False,
         ),
     ] = None,
@@ -58,7 +59,9 @@ def eval_cmd(
     ] = None,
 ) -> None:
     """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
-    from ..iro.evaluate import evaluate, plot_compute, write_json  # heavy: torch
+    from ..iro.evaluate import evaluate, write_json  # heavy: torch
+    from ..iro.report import plot_compute
+    from ..iro.runs import attach_compute
 
     sizes = None
     if budgets:
@@ -82,6 +85,7 @@ def eval_cmd(
     )
     if plot is not None:
         plot_compute(res, plot)
+    report = attach_compute(run, res, db) if sizes else None
     if json_out:
         write_json(res, json_out)
     if quiet:
@@ -137,4 +141,6 @@ def eval_cmd(
         console.print(c)
     if plot is not None:
         console.print(f"plot: {plot}")
+    if report is not None:
+        console.print(f"the run's report now shows it: {report}")
     console.print_json(json.dumps(res))

@@ -746,14 +746,14 @@ def ranking_warning(t: int, m: dict[str, Any]) -> str | None:
     """A plain warning when V_t ranks same-prompt prefixes barely better than chance, on the
     held-out prompts' answers or on its own validation split (either, with enough pairs)."""
     held = m.get("heldout") or {}
-    for acc, pairs, where in (
+    measured = [
         (held.get("accuracy"), held.get("pairs"), "held-out prompts' answers"),
         (m.get("val_pairwise_accuracy"), m.get("val_pairs"), "validation prefixes"),
-    ):
-        if barely_above_chance(acc) and (pairs or 0) >= MIN_WARN_PAIRS:
-            break
-    else:
+    ]
+    poor = [x for x in measured if barely_above_chance(x[0]) and (x[1] or 0) >= MIN_WARN_PAIRS]
+    if not poor:
         return None
+    acc, pairs, where = poor[0]
     return (
         f"V_{t} ranks {where} of the same prompt "
         f"{'below' if acc < 0.5 else 'barely above'} chance (pair accuracy "

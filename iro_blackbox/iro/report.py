@@ -148,6 +148,7 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     return paths
 
 
+COMPUTE_FILE = "compute.json"  # the last `eval --budgets` of this run, drawn in its report
 MIN_PAIRS_SHOWN = 20  # ranking accuracy is drawn at positions with at least this many pairs
 
 
@@ -294,6 +295,11 @@ def write_report(
         )
     )
     plots = _plots(iterations, summary, out_dir)
+    compute = out_dir / COMPUTE_FILE  # written by `iro-bb eval --budgets` (attach_compute)
+    if compute.is_file():
+        plots.append(
+            plot_compute(json.loads(compute.read_text()), out_dir / "reward_at_budgets.png")
+        )
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
@@ -356,3 +362,49 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
+
+
+def plot_compute(result: dict[str, Any], path: str | Path) -> Path:
+    """The equal-compute picture: held-out reward against generated tokens per prompt, the base
+    policy's Best-of-n curve beside IRO at each search size W*K (no grader at decode time)."""
+    import matplotlib  # heavy: matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy: matplotlib
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    curve = result.get("bon_curve") or []
+    if curve:
+        ax.plot(
+            [c["tokens_per_prompt"] for c in curve],
+            [c["reward"] for c in curve],
+            "o-",
+            color="gray",
+            label="Best-of-n by the grader",
+        )
+        for c in curve:
+            ax.annotate(f"n={c['n']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
+    iro = result.get("iro_budgets") or []
+    if iro:
+        ax.errorbar(
+            [c["tokens_per_prompt"] for c in iro],
+            [c["reward"] for c in iro],
+            yerr=[c["stderr"] or 0.0 for c in iro],
+            fmt="D-",
+            color="C1",
+            capsize=3,
+            label="IRO, no grader (± se)",
+        )
+        for c in iro:
+            ax.annotate(f"W*K={c['budget']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("generated tokens per prompt (log)")
+    ax.set_ylabel("held-out mean reward")
+    ax.set_title(f"{result['run']} on {Path(result['data']).name}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

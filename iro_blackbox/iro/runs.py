@@ -47,3 +47,26 @@ def run_summary(run: str | int, db: str | Store | None = None) -> dict[str, Any]
         "error": r.error,
         "iterations": repo.iterations(r.id),
     }
+
+
+def attach_compute(run: str | int, result: dict[str, Any], db: str | Store | None = None) -> Any:
+    """Keep an `eval --budgets` result in the run's folder and redraw its report with the
+    equal-compute picture (IRO at each W*K beside Best-of-n); the report's path, or None for a
+    run without a folder."""
+    import json
+    from pathlib import Path
+
+    from .metrics import summary
+    from .report import COMPUTE_FILE, write_report
+
+    repo = _repo(db)
+    row = repo.find(run)
+    if not row.out_dir:
+        return None
+    out = Path(row.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPUTE_FILE).write_text(json.dumps(result, indent=2, default=str))
+    iterations = repo.iterations(row.id)
+    return write_report(
+        row.name, dict(row.config), iterations, summary(iterations), out, repo.spent(row.id)
+    )
