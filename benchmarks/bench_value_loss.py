@@ -64,7 +64,6 @@ def main() -> None:
     for backbone in backbones:
         for loss in args.losses.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
-                value = cfg.value
                 opts = {**cfg.to_dict(), "value_loss": loss, "value_backbone": backbone}
                 if args.epochs:
                     opts["value_epochs"] = args.epochs

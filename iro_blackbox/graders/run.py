@@ -87,9 +87,8 @@ def answer(grader: Grader, grade: Grade, seconds: float) -> dict[str, Any]:
         for k, v in error_flags(sub_type, msg).items():
             if v and not flags.get(k):
                 flags[k] = v
-        flags["other_error"] = flags["other_error"] and not any(
-            flags[k] for k in ERROR_FLAGS if k != "other_error"
-        )
+    if sub_errors and any(flags[k] for k in ERROR_FLAGS if k != "other_error"):
+        flags["other_error"] = False  # the sub-graders' own kinds say what failed
     out: dict[str, Any] = {
         "reward": grade.score,
         "sub_rewards": sub,

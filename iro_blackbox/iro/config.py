@@ -157,15 +157,10 @@ def parse_betas(value: Any) -> list[float]:
     out: list[float] = []
     for p in parts:
         try:
-            b = float(p) if not isinstance(p, bool) else float("nan")
+            out.append(float(p) if not isinstance(p, bool) else float("nan"))
         except (TypeError, ValueError):
-            b = float("nan")
-        if not b > 0 or b == float("inf"):
-            raise ConfigError(
-                f"beta must be a number > 0 or a schedule such as 1,2,2.5, got {value!r}"
-            )
-        out.append(b)
-    if not out:
+            out.append(float("nan"))
+    if not out or not all(0 < b < float("inf") for b in out):
         raise ConfigError(f"beta must be a number > 0 or a schedule such as 1,2,2.5, got {value!r}")
     return out
 

@@ -55,7 +55,6 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # heavy: matplotlib
-    import matplotlib.ticker  # heavy: matplotlib
 
     paths = []
     its = [i for i in iterations if i["metrics"].get("eval_mean_reward") is not None]
@@ -85,11 +84,7 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     ax.set_xticks(ts)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    p = out_dir / "reward_by_iteration.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_save(plt, fig, out_dir / "reward_by_iteration.png"))
 
     curve = base.get("bon_curve") or []
 
@@ -109,43 +104,59 @@ def _plots(iterations: list[dict[str, Any]], summary: dict[str, Any], out_dir: P
     ]
     if curve or iro:
         fig, ax = plt.subplots(figsize=(6, 4))
-        if curve:
-            ax.plot(
-                [c["tokens_per_prompt"] for c in curve],
-                [c["reward"] for c in curve],
-                "o-",
-                color="gray",
-                label="Best-of-n (n = 1, 2, 4, ...)",
-            )
-            for c in curve:
-                ax.annotate(
-                    f"n={c['n']}",
-                    (c["tokens_per_prompt"], c["reward"]),
-                    fontsize=7,
-                    textcoords="offset points",
-                    xytext=(3, -9),
-                )
+        _best_of_n(ax, curve, "Best-of-n (n = 1, 2, 4, ...)")
         for pts, marker, color, size, label in series:
             if pts:
                 xs, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
                 ax.plot(xs, ys, marker, color=color, ms=size, label=label)
         for x, y, t in iro:
             ax.annotate(f"t={t}", (x, y), fontsize=8, textcoords="offset points", xytext=(4, 4))
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("generated tokens per prompt (log)")
-        ax.set_ylabel("held-out mean reward")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        p = out_dir / "reward_vs_tokens.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        _tokens_axes(ax)
+        paths.append(_save(plt, fig, out_dir / "reward_vs_tokens.png"))
     paths.extend(_value_plots(iterations, out_dir, plt))
     return paths
+
+
+def _best_of_n(ax: Any, curve: list[dict[str, Any]], label: str) -> None:
+    """The base policy's Best-of-n curve (reward against tokens per prompt), each n marked."""
+    if not curve:
+        return
+    ax.plot(
+        [c["tokens_per_prompt"] for c in curve],
+        [c["reward"] for c in curve],
+        "o-",
+        color="gray",
+        label=label,
+    )
+    for c in curve:
+        ax.annotate(
+            f"n={c['n']}",
+            (c["tokens_per_prompt"], c["reward"]),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, -9),
+        )
+
+
+def _tokens_axes(ax: Any) -> None:
+    """Generated tokens per prompt on a log x axis, held-out reward on y, grid and legend."""
+    import matplotlib.ticker  # heavy: matplotlib
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("generated tokens per prompt (log)")
+    ax.set_ylabel("held-out mean reward")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 COMPUTE_FILE = "compute.json"  # the last `eval --budgets` of this run, drawn in its report
@@ -178,11 +189,7 @@ def _value_plots(iterations: list[dict[str, Any]], out_dir: Path, plt: Any) -> l
         ax.set_ylabel("actual mean")
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        p = out_dir / "value_calibration.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(plt, fig, out_dir / "value_calibration.png"))
     rank = [
         (t, (m.get("heldout") or {}).get("by_position") or m.get("val_ranking_by_position"))
         for t, m in vms
@@ -208,11 +215,7 @@ def _value_plots(iterations: list[dict[str, Any]], out_dir: Path, plt: Any) -> l
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        p = out_dir / "value_ranking.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(plt, fig, out_dir / "value_ranking.png"))
     return paths
 
 
@@ -373,17 +376,7 @@ def plot_compute(result: dict[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt  # heavy: matplotlib
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    curve = result.get("bon_curve") or []
-    if curve:
-        ax.plot(
-            [c["tokens_per_prompt"] for c in curve],
-            [c["reward"] for c in curve],
-            "o-",
-            color="gray",
-            label="Best-of-n by the grader",
-        )
-        for c in curve:
-            ax.annotate(f"n={c['n']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
+    _best_of_n(ax, result.get("bon_curve") or [], "Best-of-n by the grader")
     iro = result.get("iro_budgets") or []
     if iro:
         ax.errorbar(
@@ -397,14 +390,6 @@ def plot_compute(result: dict[str, Any], path: str | Path) -> Path:
         )
         for c in iro:
             ax.annotate(f"W*K={c['budget']}", (c["tokens_per_prompt"], c["reward"]), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("generated tokens per prompt (log)")
-    ax.set_ylabel("held-out mean reward")
     ax.set_title(f"{result['run']} on {Path(result['data']).name}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _tokens_axes(ax)
+    return _save(plt, fig, Path(path))

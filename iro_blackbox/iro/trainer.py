@@ -39,14 +39,17 @@ class DefaultValueTrainer:
         self.cfg = cfg
         self.progress = progress
 
-    def train(
-        self, rollouts: Sequence[RolloutData], *, t: int, warm_start: Any, out_dir: Path
-    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-        tcfg = self.cfg.value.train_config(
+    def _train_config(self, t: int) -> Any:
+        return self.cfg.value.train_config(
             seed=self.cfg.run.seed + t,
             chunk_tokens=self.cfg.search.l,
             device=self.cfg.provider.device,
         )
+
+    def train(
+        self, rollouts: Sequence[RolloutData], *, t: int, warm_start: Any, out_dir: Path
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        tcfg = self._train_config(t)
         examples = make_value_examples(rollouts, tcfg)
         model, metrics = train_value_model(
             examples, tcfg, warm_start=warm_start, progress=self.progress, out_dir=out_dir
@@ -54,13 +57,9 @@ class DefaultValueTrainer:
         return model, metrics, model.train_config
 
     def rank(self, model: Any, rollouts: Sequence[RolloutData], *, t: int) -> dict[str, Any]:
-        """How V_t ranks graded answers of held-out prompts (value/ranking.py)."""
-        tcfg = self.cfg.value.train_config(
-            seed=self.cfg.run.seed + t,
-            chunk_tokens=self.cfg.search.l,
-            device=self.cfg.provider.device,
-        )
-        return heldout_ranking(model, rollouts, tcfg)
+        """How V_t ranks graded answers of held-out prompts (value/ranking.py), its prefixes cut
+        as for its training."""
+        return heldout_ranking(model, rollouts, self._train_config(t))
 
     def load(self, path: str) -> ValueModel:
         return ValueModel.load(

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..providers.budget import MemoryLedger
 from ..store import JobQueue, Store
 
 PROGRESS_EVERY = 1.0  # seconds between progress writes (stage changes are written at once)
@@ -93,21 +94,17 @@ class JobContext:
         self.queue.log(self.id, message, level)
 
 
-class JobLedger:
+class JobLedger(MemoryLedger):
     """A job's API spending, kept in its progress (`spent`) and written at each request, so an
     attempt that resumes a dead worker's job starts from what the earlier attempts spent: the
     job's budget covers all its attempts together."""
 
     def __init__(self, ctx: JobContext):
+        super().__init__(dict(ctx.progress.get("spent") or {}))
         self.ctx = ctx
-        self.totals: dict[str, Any] = dict(ctx.progress.get("spent") or {})
-
-    def spent(self) -> dict[str, Any]:
-        return dict(self.totals)
 
     def add(self, **amounts: float) -> dict[str, Any]:
-        for k, v in amounts.items():
-            self.totals[k] = self.totals.get(k, 0) + v
-        self.ctx.on_progress({"spent": dict(self.totals)})
+        totals = super().add(**amounts)
+        self.ctx.on_progress({"spent": totals})
         self.ctx.flush_progress()  # at once: a crash must not forget money spent
-        return dict(self.totals)
+        return totals
