@@ -230,3 +230,53 @@ def test_resume_after_a_failure_mid_search(reference, files, tmp_path, tiny_bert
     assert all(r.n == 2 for call in provider.calls for r in call)
     assert stored_rollouts(db, "fast") == stored_rollouts(reference["db"], "fast")
     assert res.metrics == reference["res"].metrics
+
+
+class GatedTrainer(RecordingTrainer):
+    """The real trainer whose gate rejects the value models of the iterations in `reject`."""
+
+    def __init__(self, cfg, reject):
+        super().__init__(cfg)
+        self.reject = reject
+        self.gated: list[tuple[int, int]] = []  # (t, value models in use before V_t)
+
+    def gate(self, previous, betas, model, beta, rollouts, *, t, originals=None):
+        self.gated.append((t, len(previous)))
+        ok = t not in self.reject
+        return {"accepted": ok, "reason": "test verdict", "pairs": 0}
+
+
+def scores(db, name, t, phase, method):
+    store = open_store(db)
+    repo = RunRepository(store)
+    run = repo.find(name)
+    out = [r.score for r in repo.rollouts(run.id, t, phase, method)]
+    metrics = repo.iteration(run.id, t).metrics
+    store.close()
+    return out, metrics
+
+
+def test_a_value_model_the_gate_rejects_never_steers(files, tmp_path, tiny_bert_dir):
+    cfg = config(files, tmp_path, tiny_bert_dir, name="gated")
+    trainer = GatedTrainer(cfg, reject={1})
+    db = str(tmp_path / "gated.db")
+    run_loop(cfg, db, FakeProvider(), trainer)
+    # V_1 rejected: V_2 is checked against no value model in use, not against V_1
+    assert trainer.gated == [(1, 0), (2, 0)]
+    s1, m1 = scores(db, "gated", 1, "eval", "cbs")
+    assert m1["value"]["gate"]["accepted"] is False
+    assert set(s1) <= {0.0, None}  # pi_1 = the base policy: no value model scored its search
+    s2, m2 = scores(db, "gated", 2, "eval", "cbs")
+    assert m2["value"]["gate"]["accepted"] is True and len(set(s2)) > 1
+    # a resumed run restores the verdicts from the store instead of re-checking
+    again = GatedTrainer(cfg, reject=set())
+    run_loop(cfg, db, FakeProvider(), again)
+    assert again.gated == [] and again.trained == []
+
+    # --no-gate: every value model steers and no check runs
+    cfg = config(files, tmp_path, tiny_bert_dir, name="ungated").replace(gate=False)
+    trainer = GatedTrainer(cfg, reject={1})
+    run_loop(cfg, str(tmp_path / "ungated.db"), FakeProvider(), trainer)
+    assert trainer.gated == []
+    s1, m1 = scores(str(tmp_path / "ungated.db"), "ungated", 1, "eval", "cbs")
+    assert "gate" not in m1["value"] and len(set(s1)) > 1

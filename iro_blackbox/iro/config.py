@@ -268,6 +268,17 @@ class ValueOptions:
         "Value-model training data: all (every graded candidate, weighted by the reweight step) | selected (only the kept ones).",
         default="all",
     )
+    gate: bool = option(
+        "Check each V_t before it steers, on the validation slice of its training prompts (never "
+        "the held-out ones): a V_t that does not improve the search's ranking there is not used "
+        "(pi_t = pi_{t-1}) and the run says so. --no-gate uses every V_t.",
+        default=True,
+    )
+    value_relabel: int = option(
+        "Grader relabelling: also grade every training answer against this many other training "
+        "prompts and train V_t on those grades too (more data from the same samples; 0 = off).",
+        default=0,
+    )
 
     def __post_init__(self) -> None:
         _choice("value_tuning", self.value_tuning, TUNINGS)
@@ -275,6 +286,12 @@ class ValueOptions:
         _choice("value_data", self.value_data, VALUE_DATA)
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
+        if (
+            isinstance(self.value_relabel, bool)
+            or not isinstance(self.value_relabel, int)
+            or (self.value_relabel < 0)
+        ):
+            raise ConfigError(f"value_relabel must be an integer >= 0, got {self.value_relabel!r}")
 
     def train_config(self, *, seed: int, chunk_tokens: int, device: str | None) -> ValueTrainConfig:
         """How V_t is trained (prefixes cut every `chunk_tokens`, the search's L)."""

@@ -54,6 +54,7 @@ from ..value.ranking import barely_above_chance
 from . import metrics
 from .config import NOT_RESULTS, AlignConfig
 from .estimate import Estimate, estimate
+from .relabel import relabel
 from .report import write_report
 from .reweight import reweight
 from .trainer import DefaultValueTrainer, ValueTrainer
@@ -165,6 +166,7 @@ class AlignLoop:
         self.pk: dict[str, int] = {}  # example id -> its row id in the store
         self.items: dict[int, dict[str, Any]] = {}  # example row id -> its record (for graders)
         self.value_models: list[Any] = []  # V_1 .. V_t, in order
+        self.in_use: list[bool] = []  # per V_t: passed the gate (or --no-gate), so it steers
         self.estimate: Estimate | None = None  # what the run expects to ask its provider for
 
     # -- the run --------------------------------------------------------------------------------
@@ -361,6 +363,7 @@ class AlignLoop:
         """Iteration t: the four IRO steps, each recorded when it is done."""
         if self.repo.iteration(self.run_id, t).stage == "done":
             self.value_models.append(self._load_value_model(t))
+            self.in_use.append(self._gate_passed(t))
             return
         before = self.provider.stats.snapshot()
         tokens_before = self.repo.generated_tokens(self.run_id)
@@ -451,6 +454,7 @@ class AlignLoop:
         rec = self.repo.value_model(self.run_id, t)
         if rec is not None and Path(rec.path).is_dir():  # trained before a crash: load it
             self.value_models.append(self.trainer.load(rec.path))
+            self.in_use.append(self._gate_passed(t))
             return {"value": rec.metrics}
         rows = self.repo.rollouts(self.run_id, t, "train", self._rollout_method(t))
         if self.cfg.value.value_data == "selected":  # the kept candidates, as they are
@@ -463,6 +467,9 @@ class AlignLoop:
                 )
                 for r in rows
             ]
+        originals = len(data)  # relabelled rows follow the sampled ones
+        if self.cfg.value.value_relabel:
+            data += await self._relabelled(t, data)
         warm = self.value_models[-1] if (self.cfg.value.warm_start and self.value_models) else None
         self.progress.stage(f"t={t} training value model V_{t} ({len(data)} rollouts)", 1)
         path = self.out_dir / "value" / f"v{t}"
@@ -481,6 +488,25 @@ class AlignLoop:
         if warning:
             m["warning"] = warning
             self.progress.log(f"[yellow]warning[/yellow] {warning}")
+        used = True
+        gate = getattr(self.trainer, "gate", None)
+        if self.cfg.value.gate and gate is not None:
+            steering = [i for i, u in enumerate(self.in_use) if u]
+            betas = self.cfg.search.betas(t)
+            m["gate"] = _jsonable(
+                gate(
+                    [self.value_models[i] for i in steering],
+                    [betas[i] for i in steering],
+                    model,
+                    betas[t - 1],
+                    data,
+                    t=t,
+                    originals=originals,
+                )
+            )
+            used = bool(m["gate"]["accepted"])
+            verdict = "used" if used else "[yellow]NOT used[/yellow] (pi_t = pi_{t-1})"
+            self.progress.log(f"gate: V_{t} {verdict}: {m['gate']['reason']}")
         self.repo.add_value_model(
             self.run_id,
             t,
@@ -491,7 +517,24 @@ class AlignLoop:
         )
         self.progress.advance(1)
         self.value_models.append(model)
+        self.in_use.append(used)
         return {"value": m}
+
+    async def _relabelled(self, t: int, data: list[RolloutData]) -> list[RolloutData]:
+        """--value-relabel K: every training answer graded against K other training prompts."""
+        items = {}
+        for r in self.repo.rollouts(self.run_id, t, "train", self._rollout_method(t)):
+            items.setdefault(r.prompt, self.items.get(r.example_id, {}))
+        k = self.cfg.value.value_relabel
+        self.progress.stage(f"t={t} relabelling: each answer graded for {k} other prompts", 1)
+        extra = await relabel(data, items, self.grader, k=k, seed=self.cfg.run.seed + t)
+        self.progress.advance(1)
+        return extra
+
+    def _gate_passed(self, t: int) -> bool:
+        rec = self.repo.value_model(self.run_id, t)
+        gate = ((rec.metrics or {}).get("gate") or {}) if rec is not None else {}
+        return bool(gate.get("accepted", True)) or not self.cfg.value.gate
 
     def _heldout_answers(self, t: int) -> list[RolloutData]:
         """The graded answers of pi_{t-1} on the held-out prompts (t = 1: the base samples)."""
@@ -696,7 +739,11 @@ class AlignLoop:
     def _scorer(self, upto: int) -> Scoring:
         """V_1..V_upto as loaded here and as saved (for executors elsewhere)."""
         paths = [r.path for r in self.repo.value_models(self.run_id, upto)]
-        return Scoring(self.value_models[:upto], paths, self.cfg.search.betas(upto))
+        betas = self.cfg.search.betas(upto)
+        use = [i for i, u in enumerate(self.in_use[:upto]) if u]  # rejected: beta = infinity
+        return Scoring(
+            [self.value_models[i] for i in use], [paths[i] for i in use], [betas[i] for i in use]
+        )
 
     def _grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
         out: dict[int, list[Any]] = {}

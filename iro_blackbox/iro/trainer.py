@@ -6,6 +6,7 @@ Any object with the same two methods can stand in (tests inject a recording one)
     trainer.train(rollouts, t=t, warm_start=v_prev, out_dir=path) -> (model, metrics, config)
     trainer.load(path) -> model
     trainer.rank(model, rollouts, t=t) -> ranking metrics   (optional: held-out measurement)
+    trainer.gate(previous, betas, model, beta, rollouts, t=t) -> {"accepted": ...}   (optional)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
 from ..value.ranking import heldout_ranking
 from .config import AlignConfig
+from .gate import gate_check, validation_rollouts
 
 
 class ValueTrainer(Protocol):
@@ -60,6 +62,26 @@ class DefaultValueTrainer:
         """How V_t ranks graded answers of held-out prompts (value/ranking.py), its prefixes cut
         as for its training."""
         return heldout_ranking(model, rollouts, self._train_config(t))
+
+    def gate(
+        self,
+        previous: Sequence[Any],
+        betas: Sequence[float],
+        model: Any,
+        beta: float,
+        rollouts: Sequence[RolloutData],
+        *,
+        t: int,
+        originals: int | None = None,
+    ) -> dict[str, Any]:
+        """Should V_t steer? Checked on the rollouts of V_t's validation prompts (iro/gate.py);
+        only the first `originals` rollouts are pi_{t-1}'s own samples (the rest relabelled)."""
+        tcfg = self._train_config(t)
+        val = validation_rollouts(rollouts, tcfg, model.tokenizer)
+        if originals is not None:
+            own = set(map(id, rollouts[:originals]))
+            val = [r for r in val if id(r) in own]
+        return gate_check(previous, betas, model, beta, val, tcfg)
 
     def load(self, path: str) -> ValueModel:
         return ValueModel.load(

@@ -1,0 +1,303 @@
+"""The value-model lab: value-model variants trained on a finished run's stored rollouts (no new
+sampling) and measured side by side on what the search needs.
+
+    data = load_lab_data(repo, "ifeval-lab")                 # t=1 training rollouts, held-out
+    rows = await run_lab(data, [parse_variant("minilm"), parse_variant("smollm2:lora")],
+                         seeds=[0, 1], fractions=[(1.0, 1.0)], grader=grader)
+    summarize(rows)
+
+Training data: the run's iteration-1 rollouts (the base policy's graded samples on the training
+prompts). Measured on: the held-out prompts' graded base samples (the t = 0 evaluation), every
+prefix cut the same way for every variant (the run's value tokenizer, every L tokens), so all
+variants rank exactly the same pairs: within-prompt, same-position pair accuracy (0.5 is chance),
+mean Kendall tau-b, and accuracy at the first positions. Each figure is per training seed;
+`summarize` gives the mean and spread over seeds.
+
+A variant is written `backbone[:tuning][:loss][:key=value...]`, e.g. `minilm`, `smollm2:head`,
+`minilm:full:pairwise:cross=4`, `minilm:ensemble=3`, `genrm-zero` (see Variant).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, InputError
+from ..graders import Grader
+from ..store import RunRepository
+from ..value import RolloutData, ValueTrainConfig, make_value_examples
+from ..value.config import LOSSES, PREFIX_MODES, TUNINGS
+from ..value.ranking import pair_groups, ranking_metrics
+from .config import AlignConfig
+from .relabel import relabel
+
+BACKBONES = {"minilm": "minilm-l6", "smollm2": "smollm2-135m-instruct"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One value-model recipe."""
+
+    backbone: str = "minilm-l6"  # alias (minilm, smollm2), folder or hub id
+    tuning: str = "full"  # full | head | top | lora
+    loss: str = "mse"  # mse | centered | pairwise | bce
+    prefix_mode: str = "chunk"  # which prefixes are trained on: chunk | token | random
+    cross: int = 0  # grader relabelling: each answer also graded against this many other prompts
+    ensemble: int = 1  # models trained with different seeds, their scores averaged
+    epochs: int | None = None  # None: the run's --value-epochs
+    lr: float | None = None  # None: the tuning mode's default (full: the run's --value-lr)
+    genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
+    label: str = field(default="", compare=False)  # as written
+
+    @property
+    def name(self) -> str:
+        return self.label or self.backbone
+
+
+def parse_variant(text: str) -> Variant:
+    """`backbone[:tuning][:loss][:key=value...]`; `genrm-zero[:model=M]` for the zero-shot
+    generative value model."""
+    parts = [p.strip() for p in text.split(":") if p.strip()]
+    if not parts:
+        raise ConfigError("empty variant")
+    kw: dict[str, Any] = {"label": text}
+    head = parts.pop(0)
+    if head == "genrm-zero":
+        kw.update(genrm="zero", backbone="smollm2-135m-instruct")
+    else:
+        kw["backbone"] = BACKBONES.get(head, head)
+    for p in parts:
+        if "=" in p:
+            key, value = p.split("=", 1)
+            if key in ("cross", "ensemble", "epochs"):
+                kw[key] = int(value)
+            elif key == "lr":
+                kw[key] = float(value)
+            elif key in ("prefix_mode", "model"):
+                kw["prefix_mode" if key == "prefix_mode" else "backbone"] = BACKBONES.get(
+                    value, value
+                )
+            else:
+                raise ConfigError(f"variant {text!r}: unknown key {key!r}")
+        elif p in TUNINGS:
+            kw["tuning"] = p
+        elif p in LOSSES:
+            kw["loss"] = p
+        elif p in PREFIX_MODES:
+            kw["prefix_mode"] = p
+        else:
+            raise ConfigError(
+                f"variant {text!r}: {p!r} is not a tuning ({', '.join(TUNINGS)}), a loss "
+                f"({', '.join(LOSSES)}), a prefix mode or key=value"
+            )
+    return Variant(**kw)
+
+
+@dataclass
+class LabData:
+    """A run's stored rollouts as the lab uses them."""
+
+    run: str
+    cfg: AlignConfig
+    train: list[RolloutData]  # t=1 training rollouts (base samples)
+    held: list[RolloutData]  # held-out prompts' graded base samples
+    items: dict[str, dict[str, Any]]  # prompt text -> dataset record (for relabelling)
+
+
+def load_lab_data(repo: RunRepository, run: str) -> LabData:
+    row = repo.find(run)
+    cfg = AlignConfig.from_dict(dict(row.config))
+    examples = {e.pk: e.data for e in repo.examples(row.id)}
+    items: dict[str, dict[str, Any]] = {}
+
+    def usable(rows: list) -> list[RolloutData]:
+        out = []
+        for r in rows:
+            if r.reward is None or r.grade_error is not None:
+                continue
+            items.setdefault(r.prompt, examples.get(r.example_id, {}))
+            out.append(RolloutData(r.prompt, r.response, float(r.reward), 1.0))
+        return out
+
+    train = usable(repo.rollouts(row.id, 1, "train", "sample"))
+    held = usable(repo.rollouts(row.id, 0, "eval", "best_of_n"))
+    if not train or not held:
+        raise InputError(f"run {row.name}: no graded t=1 training rollouts or t=0 held-out samples")
+    return LabData(row.name, cfg, train, held, items)
+
+
+def subsample(
+    rollouts: Sequence[RolloutData], prompt_frac: float, rollout_frac: float, seed: int
+) -> list[RolloutData]:
+    """A seeded share of the prompts, and of each kept prompt's rollouts (at least one each)."""
+    by_prompt: dict[str, list[RolloutData]] = {}
+    for r in rollouts:
+        by_prompt.setdefault(r.prompt, []).append(r)
+    rng = random.Random(seed)
+    prompts = sorted(by_prompt)
+    rng.shuffle(prompts)
+    prompts = prompts[: max(1, round(len(prompts) * prompt_frac))]
+    out = []
+    for p in sorted(prompts):
+        rows = by_prompt[p]
+        out += rows[: max(1, round(len(rows) * rollout_frac))]
+    return out
+
+
+def train_config(data: LabData, v: Variant, seed: int) -> ValueTrainConfig:
+    opts = {**data.cfg.to_dict(), "value_backbone": v.backbone, "value_tuning": v.tuning}
+    opts["value_loss"] = v.loss if v.loss != "bce" else "mse"
+    if v.epochs:
+        opts["value_epochs"] = v.epochs
+    if v.lr:
+        opts["value_lr"] = v.lr
+    tcfg = AlignConfig.from_dict(opts).value.train_config(
+        seed=seed, chunk_tokens=data.cfg.search.l, device="cpu"
+    )
+    changes: dict[str, Any] = {"prefix_mode": v.prefix_mode}
+    if v.loss == "bce":
+        changes["loss"] = "bce"
+    if v.lr and v.tuning != "full":
+        changes["lr"] = v.lr
+    return tcfg.replace(**changes)
+
+
+class _Ensemble:
+    def __init__(self, models: list[Any]):
+        self.models = models
+        self.tokenizer = models[0].tokenizer
+
+    def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
+        scores = [m.score(prompts, partials) for m in self.models]
+        return [sum(col) / len(col) for col in zip(*scores, strict=True)]
+
+
+async def build_model(
+    data: LabData, v: Variant, train: list[RolloutData], seed: int, grader: Grader | None
+) -> tuple[Any, dict[str, Any]]:
+    """Train (or load, for genrm-zero) one variant; returns (scorer, facts about the training)."""
+    from ..value import train_value_model
+
+    if v.genrm == "zero":
+        from ..value.genrm import GenerativeValue
+
+        return GenerativeValue(v.backbone), {"train_rollouts": 0}
+    rows = list(train)
+    extra = 0
+    if v.cross:
+        if grader is None:
+            raise ConfigError(f"variant {v.name}: cross= needs the run's grader")
+        more = await relabel(rows, data.items, grader, k=v.cross, seed=seed)
+        extra = len(more)
+        rows += more
+    models = []
+    info: dict[str, Any] = {}
+    for i in range(v.ensemble):
+        tcfg = train_config(data, v, seed * 1000 + i)
+        model, m = train_value_model(make_value_examples(rows, tcfg), tcfg, progress=False)
+        models.append(model)
+        info = {
+            "val_pairwise_accuracy": m.get("val_pairwise_accuracy"),
+            "val_mse_ratio": m.get("val_mse_ratio"),
+        }
+    info.update(train_rollouts=len(rows), relabelled=extra)
+    return (models[0] if len(models) == 1 else _Ensemble(models)), info
+
+
+def heldout_examples(data: LabData) -> list[Any]:
+    """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L)."""
+    tcfg = data.cfg.value.train_config(seed=0, chunk_tokens=data.cfg.search.l, device="cpu")
+    return make_value_examples(data.held, tcfg)
+
+
+def rank(model: Any, examples: list[Any]) -> dict[str, Any]:
+    pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
+    m = ranking_metrics(
+        pred,
+        [e.target for e in examples],
+        pair_groups(examples),
+        [e.position for e in examples],
+        [e.partial for e in examples],
+    )
+    m["by_position"] = {p: round(x["accuracy"], 3) for p, x in m["by_position"].items()}
+    return m
+
+
+async def run_lab(
+    data: LabData,
+    variants: Sequence[Variant],
+    *,
+    seeds: Sequence[int] = (0, 1),
+    fractions: Sequence[tuple[float, float]] = ((1.0, 1.0),),
+    grader: Grader | None = None,
+    on_row: Any = None,
+) -> list[dict[str, Any]]:
+    """One row per (variant, prompt fraction, rollout fraction, seed)."""
+    held = heldout_examples(data)
+    rows = []
+    for v in variants:
+        for pf, rf in fractions:
+            for seed in seeds if not v.genrm else seeds[:1]:
+                train = subsample(data.train, pf, rf, seed)
+                t0 = time.perf_counter()
+                model, info = await build_model(data, v, train, seed, grader)
+                trained = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                m = rank(model, held)
+                row = {
+                    "variant": v.name,
+                    "spec": {k: x for k, x in asdict(v).items() if k != "label"},
+                    "prompt_fraction": pf,
+                    "rollout_fraction": rf,
+                    "seed": seed,
+                    "train_prompts": len({r.prompt for r in train}),
+                    "heldout_accuracy": m["accuracy"],
+                    "heldout_kendall_tau": m["kendall_tau"],
+                    "heldout_pairs": m["pairs"],
+                    "heldout_by_position": m["by_position"],
+                    "train_seconds": round(trained, 1),
+                    "score_seconds": round(time.perf_counter() - t1, 1),
+                    **info,
+                }
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+                del model
+    return rows
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (variant, fractions): mean and spread (sample stdev) of each figure over seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["prompt_fraction"], r["rollout_fraction"]), []).append(r)
+    out = []
+    for (name, pf, rf), rs in groups.items():
+
+        def stat(key: str, rs: list[dict[str, Any]] = rs) -> dict[str, float | None]:
+            xs = [r[key] for r in rs if r.get(key) is not None]
+            if not xs:
+                return {"mean": None, "sd": None}
+            return {
+                "mean": round(statistics.mean(xs), 4),
+                "sd": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0,
+            }
+
+        out.append(
+            {
+                "variant": name,
+                "prompt_fraction": pf,
+                "rollout_fraction": rf,
+                "seeds": len(rs),
+                "train_prompts": rs[0]["train_prompts"],
+                "heldout_accuracy": stat("heldout_accuracy"),
+                "heldout_kendall_tau": stat("heldout_kendall_tau"),
+                "train_seconds": stat("train_seconds"),
+                "heldout_pairs": rs[0]["heldout_pairs"],
+            }
+        )
+    return out

@@ -1,0 +1,169 @@
+"""The gate (a V_t that does not help never steers), grader relabelling and the value-model lab,
+on real small models: the shipped MiniLM trained on a synthetic task whose reward is a known
+function of the prompt AND the answer, and the tiny random BERT for the lab's plumbing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from _fx_search import FnGrader
+from _fx_value import NEUTRAL_WORDS
+
+from iro_blackbox.errors import ConfigError
+from iro_blackbox.iro.config import AlignConfig
+from iro_blackbox.iro.gate import gate_check, validation_rollouts
+from iro_blackbox.iro.lab import LabData, parse_variant, run_lab, subsample, summarize
+from iro_blackbox.iro.relabel import relabel, relabel_pairs
+from iro_blackbox.value import RolloutData, ValueConfig, ValueTrainConfig, make_value_examples
+
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "candle", "forest"]
+
+
+def uses_word(answer: str, item: dict) -> float:
+    """The reward: 1 when the answer uses the prompt's word, else 0."""
+    return float(item["word"] in answer.split())
+
+
+def task(n_prompts: int, per_prompt: int, seed: int):
+    """Prompts asking for a word; answers that use it about half the time."""
+    rng = random.Random(seed)
+    rollouts, items = [], {}
+    for i in range(n_prompts):
+        word = WORDS[i % len(WORDS)]
+        prompt = f"Write a line {i} that uses the word {word}."
+        items[prompt] = {"word": word}
+        for _ in range(per_prompt):
+            words = [rng.choice(NEUTRAL_WORDS) for _ in range(6)]
+            if rng.random() < 0.5:
+                words.insert(rng.randint(0, 6), word)
+            elif rng.random() < 0.5:  # another prompt's word: only the prompt tells it apart
+                words.insert(rng.randint(0, 6), rng.choice([w for w in WORDS if w != word]))
+            text = " ".join(words)
+            rollouts.append(RolloutData(prompt, text, uses_word(text, items[prompt]), 1.0))
+    return rollouts, items
+
+
+def tcfg(backbone: str, seed: int = 0) -> ValueTrainConfig:
+    return ValueTrainConfig(
+        model=ValueConfig(backbone=backbone, max_length=64),
+        epochs=3,
+        batch_size=16,
+        chunk_tokens=4,
+        val_fraction=0.34,
+        split_by="prompt",
+        patience=0,
+        seed=seed,
+        lr=1e-4,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(minilm_backbone):
+    """V trained on the real rewards, and V trained on the same rollouts with rewards shuffled."""
+    from iro_blackbox.value import train_value_model
+
+    rollouts, _ = task(24, 6, seed=0)
+    cfg = tcfg(minilm_backbone)
+    real, _ = train_value_model(make_value_examples(rollouts, cfg), cfg, progress=False)
+    rewards = [r.reward for r in rollouts]
+    random.Random(1).shuffle(rewards)
+    shuffled_rows = [r._replace(reward=x) for r, x in zip(rollouts, rewards, strict=True)]
+    shuffled, _ = train_value_model(make_value_examples(shuffled_rows, cfg), cfg, progress=False)
+    return rollouts, cfg, real, shuffled
+
+
+@pytest.mark.slow
+def test_gate_keeps_a_value_model_of_real_rewards_and_rejects_one_of_shuffled(trained):
+    rollouts, cfg, real, shuffled = trained
+    val = validation_rollouts(rollouts, cfg, real.tokenizer)
+    # the slice the trainer held out: whole prompts, never trained on
+    assert 0 < len({r.prompt for r in val}) < len({r.prompt for r in rollouts})
+    keep = gate_check([], [], real, 1.0, val, cfg)
+    assert keep["accepted"], keep
+    assert keep["accuracy_with"] >= 0.6 and keep["pairs"] >= 50 and keep["gain_se"] > 0
+    drop = gate_check([], [], shuffled, 1.0, val, cfg)
+    assert not drop["accepted"], drop
+    # a second value model that adds nothing to the first is not used either
+    second = gate_check([real], [1.0], shuffled, 1.0, val, cfg)
+    assert not second["accepted"] and second["accuracy_without"] == keep["accuracy_with"]
+
+
+def test_gate_with_too_few_pairs_accepts_and_says_why(tiny_bert_dir):
+    from iro_blackbox.value import ValueModel
+
+    model = ValueModel.from_config(ValueConfig(backbone=str(tiny_bert_dir), max_length=64))
+    rows = [RolloutData("p", "a b", 1.0), RolloutData("p", "c d", 0.0)]
+    out = gate_check([], [], model, 1.0, rows, tcfg(str(tiny_bert_dir)))
+    assert out["accepted"] and "too few" in out["reason"]
+
+
+def test_relabel_grades_each_answer_against_other_prompts():
+    rollouts, items = task(5, 2, seed=3)
+    pairs = relabel_pairs(rollouts, 3, seed=0)
+    assert len(pairs) == 3 * len(rollouts)
+    assert all(p != r.prompt for p, r in pairs)
+    assert pairs == relabel_pairs(rollouts, 3, seed=0)  # seeded
+    extra = asyncio.run(relabel(rollouts, items, FnGrader(uses_word), k=3, seed=0))
+    assert len(extra) == len(pairs)
+    for (p, r), x in zip(pairs, extra, strict=True):
+        assert (x.prompt, x.response) == (p, r.response)
+        assert x.reward == uses_word(r.response, items[p])
+    # asking for more prompts than exist gives every other prompt once
+    assert len(relabel_pairs(rollouts, 99, seed=0)) == 4 * len(rollouts)
+
+
+def test_variants_parse_and_bad_ones_say_what_is_wrong():
+    v = parse_variant("minilm:full:pairwise:cross=4:ensemble=2")
+    assert (v.backbone, v.tuning, v.loss, v.cross, v.ensemble) == (
+        "minilm-l6",
+        "full",
+        "pairwise",
+        4,
+        2,
+    )
+    assert parse_variant("smollm2:lora").backbone == "smollm2-135m-instruct"
+    assert parse_variant("genrm-zero").genrm == "zero"
+    with pytest.raises(ConfigError, match="'fast' is not a tuning"):
+        parse_variant("minilm:fast")
+    with pytest.raises(ConfigError, match="unknown key 'depth'"):
+        parse_variant("minilm:depth=3")
+
+
+def test_subsample_takes_shares_of_prompts_and_rollouts():
+    rollouts, _ = task(8, 4, seed=0)
+    half = subsample(rollouts, 0.5, 1.0, seed=0)
+    assert len({r.prompt for r in half}) == 4 and len(half) == 16
+    quarter = subsample(rollouts, 1.0, 0.25, seed=0)
+    assert len({r.prompt for r in quarter}) == 8 and len(quarter) == 8
+
+
+def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir):
+    rollouts, items = task(8, 4, seed=0)
+    held, _ = task(4, 4, seed=9)
+    cfg = AlignConfig.from_dict(
+        {"data": "x.jsonl", "l": 4, "value_epochs": 1, "value_backbone": str(tiny_bert_dir)}
+    )
+    data = LabData("t", cfg, rollouts, held, items)
+    variants = [
+        parse_variant(str(tiny_bert_dir)),
+        parse_variant(f"{tiny_bert_dir}:head:cross=2"),
+    ]
+    rows = asyncio.run(
+        run_lab(
+            data,
+            variants,
+            seeds=[0, 1],
+            fractions=[(0.5, 1.0), (1.0, 1.0)],
+            grader=FnGrader(uses_word),
+        )
+    )
+    assert len(rows) == 2 * 2 * 2
+    assert all(r["heldout_pairs"] == rows[0]["heldout_pairs"] > 0 for r in rows)
+    crossed = [r for r in rows if r["spec"]["cross"] == 2]
+    assert all(r["relabelled"] == 2 * r["train_rollouts"] / 3 for r in crossed)
+    summary = summarize(rows)
+    assert len(summary) == 4 and all(s["seeds"] == 2 for s in summary)
+    for s in summary:
+        assert 0.0 <= s["heldout_accuracy"]["mean"] <= 1.0 and s["heldout_accuracy"]["sd"] >= 0
