@@ -27,11 +27,6 @@ from ..errors import IroError  # noqa: E402
 from . import align, cache, data, evaluate, generate, grader, jobs, probe, runs, serve  # noqa: E402
 from .common import err_console  # noqa: E402
 
-try:  # typer >= 0.20 carries its own copy of click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-
 PROG = "iro-bb"
 
 app = typer.Typer(
@@ -77,9 +72,15 @@ app.command("probe")(probe.probe_cmd)
 app.command("worker")(jobs.worker_cmd)
 
 
+def _is_usage_error(e: typer.TyperException) -> bool:
+    """A usage error (bad option, missing argument): typer's click errors that carry the
+    command's context. Told apart by what they are, not by typer's private classes."""
+    return hasattr(e, "ctx")
+
+
 def _usage_error(e: Any) -> int:
     """The usage line and one error line on stderr; exit 2."""
-    if isinstance(e, NoArgsIsHelpError):  # a command group without a command: its help
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group without a command: its help (as typer)
         typer.echo(e.format_message(), err=True)
         return 2
     ctx = getattr(e, "ctx", None)
@@ -100,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 1
-    except UsageError as e:
-        return _usage_error(e)
-    except ClickException as e:
+    except typer.TyperException as e:  # typer's own click errors (it carries click inside)
+        if _is_usage_error(e):
+            return _usage_error(e)
         err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)
         return int(getattr(e, "exit_code", 1) or 1)
     except IroError as e:
