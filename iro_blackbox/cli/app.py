@@ -72,9 +72,15 @@ app.command("probe")(probe.probe_cmd)
 app.command("worker")(jobs.worker_cmd)
 
 
-def _is_usage_error(e: typer.TyperException) -> bool:
-    """A usage error (bad option, missing argument): typer's click errors that carry the
-    command's context. Told apart by what they are, not by typer's private classes."""
+def _is_click_error(e: BaseException) -> bool:
+    """An error of the click inside typer (a bad option, a missing argument, a bad value). Told
+    by its public shape, not by class: typer >= 0.26 carries its own click in the private
+    typer._click, older typer uses the click package."""
+    return callable(getattr(e, "format_message", None)) and hasattr(e, "exit_code")
+
+
+def _is_usage_error(e: BaseException) -> bool:
+    """A usage error: the click errors that carry the command's context."""
     return hasattr(e, "ctx")
 
 
@@ -101,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 1
-    except typer.TyperException as e:  # typer's own click errors (it carries click inside)
-        if _is_usage_error(e):
-            return _usage_error(e)
-        err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)
-        return int(getattr(e, "exit_code", 1) or 1)
     except IroError as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as e:
+        if not _is_click_error(e):
+            raise
+        if _is_usage_error(e):
+            return _usage_error(e)
+        err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)  # type: ignore[attr-defined]
+        return int(getattr(e, "exit_code", 1) or 1)
     return 0
 
 
