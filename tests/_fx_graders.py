@@ -4,10 +4,11 @@ tokenizer, and a scripted judge provider for replies a real model cannot give on
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from iro_blackbox.testing import FakeProvider
 
 
 def save_tiny_reward_model(folder: Path, arch: str = "bert", seed: int = 0, num_labels: int = 1):
@@ -68,59 +69,43 @@ def tiny_reward_models(tmp_path_factory):
     }
 
 
-@dataclass
-class ScriptedJudge:
-    """A Provider whose reply is the last line of the last message it is sent.
+class ScriptedJudge(FakeProvider):
+    """The package's fake provider (iro_blackbox.testing) scripted to reply with the last line of
+    the last message it is sent.
 
     For the judge's parsing, range and failure handling, which need exact replies ("7", "eleven",
     "42") that a real model does not give on demand. A prompt whose last line is "FAIL" gets a
     PermanentError, like a real server refusing one request; "DOWN" a TransientError, like a
-    server still unreachable after retries. Records every request it gets.
+    server still unreachable after retries. Records every request it gets (`calls`).
     """
 
-    name: str = "scripted"
-    model_name: str = "scripted-judge"
-    calls: list[list] = field(default_factory=list)  # one entry per extend call
-    closed: bool = False
-    structured: bool = False  # honour response_format: reply {"result": N} for a number N
+    name = "scripted"
 
-    def __post_init__(self):
-        from iro_blackbox.providers.base import ProviderStats
+    def __init__(self, structured: bool = False):
+        super().__init__("scripted-judge", script=self._reply)
+        self.structured = structured  # honour response_format: reply {"result": N} for a number N
 
-        self.stats = ProviderStats()
-
-    async def extend(self, requests):
+    def _reply(self, r, j):
         from iro_blackbox.errors import PermanentError, TransientError
         from iro_blackbox.providers.base import Chunk
 
-        self.calls.append(list(requests))
-        out = []
-        for r in requests:
-            text = r.prompt if isinstance(r.prompt, str) else r.prompt[-1]["content"]
-            last = text.splitlines()[-1] if text else ""
-            if last == "FAIL":
-                raise PermanentError("400: request refused")
-            if last == "DOWN":
-                raise TransientError("connection refused")
-            if self.structured and r.response_format is not None:
-                try:  # the number that ends the line ("Model answer: 1" -> 1)
-                    last = json.dumps({"result": float(last.split()[-1])})
-                except (ValueError, IndexError):
-                    pass  # not a number: the reply stays as it is (a judge gone off script)
-            out.append([Chunk(text=last, finish_reason="stop")])
-        self.stats.requests += 1
-        return out
+        text = r.prompt if isinstance(r.prompt, str) else r.prompt[-1]["content"]
+        last = text.splitlines()[-1] if text else ""
+        if last == "FAIL":
+            raise PermanentError("400: request refused")
+        if last == "DOWN":
+            raise TransientError("connection refused")
+        if self.structured and r.response_format is not None:
+            try:  # the number that ends the line ("Model answer: 1" -> 1)
+                last = json.dumps({"result": float(last.split()[-1])})
+            except (ValueError, IndexError):
+                pass  # not a number: the reply stays as it is (a judge gone off script)
+        return Chunk(text=last, finish_reason="stop")
 
     async def score(self, prompt, text):
         from iro_blackbox.errors import PermanentError
 
         raise PermanentError("scripted judge cannot score")
-
-    def describe(self):
-        return {"name": self.name, "model": self.model_name}
-
-    async def aclose(self):
-        self.closed = True
 
 
 @pytest.fixture

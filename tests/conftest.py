@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Only iro-bb's own plugins: an unrelated package installed beside it cannot change what the tests
+# run (subprocesses inherit it; test_registry switches to "all" for its outside plug-ins).
+os.environ["IRO_BB_PLUGINS"] = "own"
 # One torch thread per process: the tests run model servers, workers and graders as subprocesses
 # beside the test process on 2 cores, and oversubscribed torch thread pools stall for seconds.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,14 +1,16 @@
 """The `ray` executor on a Ray cluster simulated in one process tree: a node removed in the middle
 of a search (its worker restarts elsewhere, the run finishes with every rollout stored exactly
-once), worker placement on (fake) GPUs, a budget kept across workers, and a Ray address with no
-cluster behind it refused in one line."""
+once) with the loop's own value trainer used on the workers, worker placement on (fake) GPUs, a
+budget kept across workers, and a Ray address with no cluster behind it refused in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _fx_pg import sql_rows
@@ -16,6 +18,7 @@ from _fx_pg import sql_rows
 from iro_blackbox.errors import BudgetExceeded
 from iro_blackbox.iro.config import AlignConfig
 from iro_blackbox.iro.loop import AlignLoop
+from iro_blackbox.iro.trainer import DefaultValueTrainer
 from iro_blackbox.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -41,9 +44,28 @@ def config(tmp_path, **kw):
     return AlignConfig.from_dict({**opts, **kw})
 
 
+class MarkingTrainer(DefaultValueTrainer):
+    """The default trainer, leaving a file per V_t it trains: which process trained it, and
+    whether it ran as the worker form (for_worker: no progress bar)."""
+
+    def __init__(self, cfg, marks: Path):
+        super().__init__(cfg, progress=True)
+        self.marks = marks
+
+    def train(self, rollouts, *, t, warm_start, out_dir):
+        out = super().train(rollouts, t=t, warm_start=warm_start, out_dir=out_dir)
+        (self.marks / f"v{t}.json").write_text(
+            json.dumps({"pid": os.getpid(), "progress": self.progress})
+        )
+        return out
+
+
 def test_a_node_lost_mid_search_and_every_rollout_stored_once(ray_cluster, tmp_path):
+    import ray.cloudpickle
+
     from iro_blackbox.executors.ray_cluster import RayExecutor
 
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     cfg = config(tmp_path)
     db = str(tmp_path / "s.db")
     store = open_store(db)
@@ -61,12 +83,21 @@ def test_a_node_lost_mid_search_and_every_rollout_stored_once(ray_cluster, tmp_p
         removed["stored"] = sql_rows(db, "SELECT count(*) FROM rollouts WHERE phase='train'")[0][0]
         ray_cluster.remove_node(node)
 
-    loop = AlignLoop(cfg, store, executor=ex, progress=False, on_progress=on_progress)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    trainer = MarkingTrainer(cfg, marks)
+    loop = AlignLoop(
+        cfg, store, executor=ex, trainer=trainer, progress=False, on_progress=on_progress
+    )
     try:
         res = asyncio.run(loop.run())
     finally:
         asyncio.run(ex.aclose())
     assert removed and removed["stored"] < 12 * 4  # the node went while the search ran
+    # V_1 was trained by the trainer the loop was given, in its worker form, on a worker
+    mark = json.loads((marks / "v1.json").read_text())
+    assert mark["pid"] != os.getpid()
+    assert mark["progress"] is False and trainer.progress is True
     assert [i["stage"] for i in res.iterations] == ["done", "done"]
     dup = "SELECT t, phase, method, example_id, search, idx, count(*) FROM rollouts "
     assert sql_rows(db, dup + "GROUP BY 1,2,3,4,5,6 HAVING count(*) > 1") == []

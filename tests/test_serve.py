@@ -195,6 +195,51 @@ BAD = [
         "not supported",
     ),
     ([1, 2], "/v1/chat/completions", None, "must be a JSON object"),
+    # the typed models: Field ranges, Literal roles, content parts discriminated by `type`
+    ({"prompt": "x", "top_p": 0}, "/v1/completions", "top_p", "must be in (0, 1], got 0"),
+    ({"prompt": "x", "temperature": -0.5}, "/v1/completions", "temperature", "in [0, 2]"),
+    ({"prompt": "x", "iro": {"l": 9999}}, "/v1/completions", "iro.l", "between 1 and 512"),
+    ({"prompt": [[1, 2], [3]]}, "/v1/completions", "prompt", "token-id prompts"),
+    ({"prompt": []}, "/v1/completions", "prompt", "non-empty array of strings"),
+    ({"prompt": None}, "/v1/completions", "prompt", "provide a 'prompt'"),
+    ({"prompt": "x", "stop": ["a", 1]}, "/v1/completions", "stop", "string or an array"),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+        "/v1/chat/completions",
+        "messages[0].content",
+        "messages[0].content[0]: only text parts are supported",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "x"}]}]},
+        "/v1/chat/completions",
+        "messages[0].content",
+        "messages[0].content[1]: only text parts",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+        "/v1/chat/completions",
+        "messages[0].content",
+        "messages[0].content[0].text must be a string, got number",
+    ),
+    (
+        {"messages": [{"role": "user", "content": "x"}, {"content": "y"}]},
+        "/v1/chat/completions",
+        "messages[1].role",
+        "provide 'messages[1].role'",
+    ),
+    ({"messages": [3]}, "/v1/chat/completions", "messages[0]", "must be an object, got number"),
+    (
+        {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0},
+        "/v1/chat/completions",
+        "max_completion_tokens",
+        "between 1 and 512, got 0",
+    ),
+    (
+        {"messages": [{"role": "tool", "content": "x"}]},
+        "/v1/chat/completions",
+        "messages[0].role",
+        "'system', 'developer', 'user' or 'assistant', got 'tool'",
+    ),
 ]
 
 
@@ -209,6 +254,31 @@ def test_bad_requests_get_openai_style_400(server, body, path, param, needle):
     err = out["error"]
     assert err["type"] == "invalid_request_error" and err["param"] == param
     assert needle in err["message"], err["message"]
+
+
+def test_typed_requests_parse_to_one_request():
+    """What the models accept: text parts joined, a single stop string, caps from the Limits."""
+    from iro_blackbox.serve.schemas import Limits, parse_chat, parse_completion
+
+    parts = [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "there"}]
+    req = parse_chat(
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}],
+         "stop": "\n", "temperature": 1, "iro": {"w": 2, "k": 3}},
+        MODEL, Limits(),
+    )  # fmt: skip
+    assert req.prompts == [[{"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": "Hello, there"}]]  # fmt: skip
+    assert req.stop == ["\n"] and req.temperature == 1.0 and (req.w, req.k) == (2, 3)
+    assert isinstance(req.temperature, float)
+    small = Limits(max_tokens=16, max_n=2)
+    req = parse_completion(
+        {"prompt": ["a", "b"], "max_tokens": 16, "n": 2, "seed": 0}, MODEL, small
+    )
+    assert (req.prompts, req.max_tokens, req.n, req.seed) == (["a", "b"], 16, 2, 0)
+    from iro_blackbox.serve import ApiError
+
+    with pytest.raises(ApiError, match="'max_tokens' must be between 1 and 16, got 17"):
+        parse_completion({"prompt": "a", "max_tokens": 17}, MODEL, small)
 
 
 def test_malformed_auth_size_and_paths_then_still_serving(server, client):

@@ -27,11 +27,6 @@ from ..errors import IroError  # noqa: E402
 from . import align, cache, data, evaluate, generate, grader, jobs, probe, runs, serve  # noqa: E402
 from .common import err_console  # noqa: E402
 
-try:  # typer >= 0.20 carries its own copy of click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-
 PROG = "iro-bb"
 
 app = typer.Typer(
@@ -77,9 +72,21 @@ app.command("probe")(probe.probe_cmd)
 app.command("worker")(jobs.worker_cmd)
 
 
+def _is_click_error(e: BaseException) -> bool:
+    """An error of the click inside typer (a bad option, a missing argument, a bad value). Told
+    by its public shape, not by class: typer >= 0.26 carries its own click in the private
+    typer._click, older typer uses the click package."""
+    return callable(getattr(e, "format_message", None)) and hasattr(e, "exit_code")
+
+
+def _is_usage_error(e: BaseException) -> bool:
+    """A usage error: the click errors that carry the command's context."""
+    return hasattr(e, "ctx")
+
+
 def _usage_error(e: Any) -> int:
     """The usage line and one error line on stderr; exit 2."""
-    if isinstance(e, NoArgsIsHelpError):  # a command group without a command: its help
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group without a command: its help (as typer)
         typer.echo(e.format_message(), err=True)
         return 2
     ctx = getattr(e, "ctx", None)
@@ -100,17 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 1
-    except UsageError as e:
-        return _usage_error(e)
-    except ClickException as e:
-        err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)
-        return int(getattr(e, "exit_code", 1) or 1)
     except IroError as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as e:
+        if not _is_click_error(e):
+            raise
+        if _is_usage_error(e):
+            return _usage_error(e)
+        err_console.print(f"[red]error:[/red] {escape(e.format_message())}", highlight=False)  # type: ignore[attr-defined]
+        return int(getattr(e, "exit_code", 1) or 1)
     return 0
 
 

@@ -82,6 +82,36 @@ MaxOutputTokensOption = Annotated[
 ]
 
 
+RpmOption = Annotated[
+    int | None,
+    typer.Option(
+        "--rpm",
+        help="openai-provider runs: send at most this many requests per minute (halved for a "
+        "while after each 429 the server answers). Default: the run's.",
+        show_default=False,
+    ),
+]
+TpmOption = Annotated[
+    int | None,
+    typer.Option(
+        "--tpm",
+        help="openai-provider runs: send at most this many tokens (prompt + max output) per "
+        "minute. Default: the run's.",
+        show_default=False,
+    ),
+]
+
+
+def rate_limits(rpm: int | None, tpm: int | None) -> dict[str, int]:
+    """The --rpm / --tpm given, as load_run overrides (validated: one clear line)."""
+    from ..params import check_positive_int
+
+    given = {k: v for k, v in (("rpm", rpm), ("tpm", tpm)) if v is not None}
+    for k, v in given.items():
+        check_positive_int(f"--{k}", v)
+    return given
+
+
 def budget_of(max_cost: float | None, max_requests: int | None, max_output_tokens: int | None):
     """The Budget the three options give (validated: one clear line for a bad value)."""
     from ..providers.budget import Budget

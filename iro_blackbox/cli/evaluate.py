@@ -15,8 +15,11 @@ from .common import (
     MaxCostOption,
     MaxOutputTokensOption,
     MaxRequestsOption,
+    RpmOption,
+    TpmOption,
     budget_of,
     console,
+    rate_limits,
 )
 
 
@@ -40,6 +43,8 @@ def eval_cmd(
     max_cost: MaxCostOption = None,
     max_requests: MaxRequestsOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
     budgets: Annotated[
         str | None,
         typer.Option(
@@ -82,6 +87,7 @@ def eval_cmd(
         limit=limit,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
         budgets=sizes,
+        overrides=rate_limits(rpm, tpm),
     )
     if plot is not None:
         plot_compute(res, plot)

@@ -18,11 +18,14 @@ from .common import (
     MaxTokensOption,
     OutputOption,
     PromptsArg,
+    RpmOption,
     RunOption,
     SeedOption,
+    TpmOption,
     WOption,
     budget_of,
     console,
+    rate_limits,
 )
 
 
@@ -41,6 +44,8 @@ def generate_cmd(
     max_cost: MaxCostOption = None,
     max_requests: MaxRequestsOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
 ) -> None:
     """Answer every prompt with the run's aligned policy. Resumable: re-run to continue."""
     from ..iro.generate import generate_file  # heavy: torch
@@ -54,7 +59,15 @@ def generate_cmd(
     }
     budget = budget_of(max_cost, max_requests, max_output_tokens)
     res = generate_file(
-        run, prompts, output, db=db, progress=not quiet, final=final, budget=budget, **search
+        run,
+        prompts,
+        output,
+        db=db,
+        progress=not quiet,
+        final=final,
+        budget=budget,
+        overrides=rate_limits(rpm, tpm),
+        **search,
     )
     console.print(
         f"{res['prompts']} answers ({res['generated']} new, {res['reused']} from the store) -> {res['output']}"

@@ -17,8 +17,11 @@ from .common import (
     MaxCostOption,
     MaxOutputTokensOption,
     MaxRequestsOption,
+    RpmOption,
+    TpmOption,
     budget_of,
     err_console,
+    rate_limits,
 )
 
 
@@ -86,6 +89,8 @@ def serve_cmd(
     max_cost: MaxCostOption = None,
     max_requests: MaxRequestsOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
 ) -> None:
     """Serve a run's aligned policy (CBS guided by its value models) as /v1/completions and
     /v1/chat/completions (streaming too) and /v1/models, until Ctrl-C."""
@@ -102,6 +107,7 @@ def serve_cmd(
         if value < 1:
             raise ConfigError(f"--{name} must be >= 1, got {value}")
     budget_of(max_cost, max_requests, max_output_tokens)  # a bad limit: one line, nothing loaded
+    limits = rate_limits(rpm, tpm)
     if batch_window_ms < 0:
         raise ConfigError(f"--batch-window-ms must be >= 0, got {batch_window_ms}")
     if not _is_loopback(host) and not api_key:
@@ -127,4 +133,5 @@ def serve_cmd(
         base_url=base_url,
         device=device,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
+        **limits,
     )

@@ -5,7 +5,8 @@
   candidates (each batch's grades) to the store as soon as they are done. A shard first drops the
   prompts the store already holds, so a shard retried after a lost node redoes only what was not
   finished, and a finished prompt is never searched twice. One worker also trains V_t (on its CPU
-  or GPU) and sends the saved model folder back as bytes, so no shared file system is needed.
+  or GPU) with the run's own value trainer (pickled to it: the one injected into AlignLoop, if
+  any) and sends the saved model folder back as bytes, so no shared file system is needed.
 - BudgetKeeper (an actor): the one BudgetGuard every worker's API provider asks before a request,
   so the run's budget holds across all of them.
 
@@ -19,12 +20,14 @@ import asyncio
 import io
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..dataset import Example
-from ..executors.base import GradeRow, SearchJob, grade_rows, run_search
 from ..providers.budget import Hold
+from ..providers.options import ProviderOptions
+from .base import GradeRow, SearchJob, grade_rows, run_search
 
 
 def folder_bytes(path: str | Path) -> bytes:
@@ -103,14 +106,28 @@ class BudgetKeeper:
         return self.guard.spent
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to know of the run, as plain data (the executor reads it off the
+    run's config; nothing here knows the config's class)."""
+
+    provider: ProviderOptions  # the policy's provider
+    grader: Any  # the grader spec as the run gives it (a type name, a JSON file or a dict)
+    value_precision: str = "auto"  # how value models are loaded for scoring
+
+    @classmethod
+    def of(cls, cfg: Any) -> WorkerSpec:
+        """From a run's config (anything with .provider, .run.grader, .value.value_precision)."""
+        return cls(cfg.provider, cfg.run.grader, cfg.value.value_precision)
+
+
 class SearchWorker:
     """One worker of the cluster: searches shards and grades batches for one run."""
 
-    def __init__(self, cfg: dict[str, Any], db_url: str, keeper: Any = None):
-        from ..iro.config import AlignConfig
+    def __init__(self, spec: WorkerSpec, db_url: str, keeper: Any = None):
         from ..store import RunRepository, open_store
 
-        self.cfg = AlignConfig.from_dict(cfg)
+        self.spec = spec
         self.store = open_store(db_url)
         self.repo = RunRepository(self.store)
         self.keeper = keeper
@@ -138,7 +155,7 @@ class SearchWorker:
             from ..providers import build_provider
             from ..providers.budget import costs_something
 
-            opts = self.cfg.provider
+            opts = self.spec.provider
             if ray.get_gpu_ids() and not opts.device:
                 from dataclasses import replace
 
@@ -152,7 +169,7 @@ class SearchWorker:
         if self._grader is None:
             from ..graders import CachedGrader, load_grader
 
-            self._grader = CachedGrader(load_grader(self.cfg.run.grader), self.store)
+            self._grader = CachedGrader(load_grader(self.spec.grader), self.store)
         return self._grader
 
     def scorer(self, models: list[tuple[str, Any]], betas: list[float]) -> Any:
@@ -168,9 +185,9 @@ class SearchWorker:
             if path not in self._models:
                 blob = ray.get(ref)
                 folder = unpack_folder(blob, self._tmp / f"v{len(self._models)}")
-                device = "cuda" if ray.get_gpu_ids() else (self.cfg.provider.device or "auto")
+                device = "cuda" if ray.get_gpu_ids() else (self.spec.provider.device or "auto")
                 self._models[path] = ValueModel.load(
-                    str(folder), device=device, precision=self.cfg.value.value_precision
+                    str(folder), device=device, precision=self.spec.value_precision
                 )
             loaded.append(self._models[path])
         return CombinedScorer(loaded, list(betas)[: len(loaded)])
@@ -217,10 +234,11 @@ class SearchWorker:
             )
         return {"graded": out, "skipped": len(rows) - len(todo), **self.whoami()}
 
-    def train(self, data: list[Any], t: int, warm: bytes | None) -> dict[str, Any]:
-        """Train V_t here (on this worker's CPU or GPU: a separate task could wait forever for
-        resources the workers hold); the saved folder comes back as bytes."""
-        blob, metrics, config = train_value_model(self.cfg.to_dict(), data, t, warm)
+    def train(self, trainer: Any, data: list[Any], t: int, warm: bytes | None) -> dict[str, Any]:
+        """Train V_t with the run's own `trainer` (the one the loop was given, pickled here) on
+        this worker's CPU or GPU (a separate task could wait forever for resources the workers
+        hold); the saved folder comes back as bytes."""
+        blob, metrics, config = train_value_model(trainer, data, t, warm)
         return {"blob": blob, "metrics": metrics, "config": config, **self.whoami()}
 
     def close(self) -> None:
@@ -238,18 +256,16 @@ def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_value_model(
-    cfg: dict[str, Any], data: list[Any], t: int, warm: bytes | None
+    trainer: Any, data: list[Any], t: int, warm: bytes | None
 ) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-    """Train V_t in this process (a Ray worker; on its GPU if Ray gave it one)."""
+    """Train V_t in this process (a Ray worker) with `trainer` (train(...) and load(path), see
+    executors/base.py). A trainer with `for_worker(device)` is first asked for its worker form:
+    on this worker's GPU if Ray gave it one (device "cuda", else None), without progress bars."""
     import ray
 
-    from ..iro.config import AlignConfig
-    from ..iro.trainer import DefaultValueTrainer
-
-    config = AlignConfig.from_dict(cfg)
-    if ray.get_gpu_ids() and not config.provider.device:
-        config = AlignConfig.from_dict({**cfg, "device": "cuda"})
-    trainer = DefaultValueTrainer(config, progress=False)
+    for_worker = getattr(trainer, "for_worker", None)
+    if callable(for_worker):
+        trainer = for_worker("cuda" if ray.get_gpu_ids() else None)
     with tempfile.TemporaryDirectory(prefix="iro-ray-train-") as tmp:
         warm_model = trainer.load(str(unpack_folder(warm, Path(tmp) / "warm"))) if warm else None
         out = Path(tmp) / "model"

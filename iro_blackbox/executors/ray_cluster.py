@@ -163,7 +163,7 @@ class RayExecutor:
         if self._workers:
             return self._workers
         ray = _ray()
-        from .ray_actors import BudgetKeeper, SearchWorker
+        from .ray_actors import BudgetKeeper, SearchWorker, WorkerSpec
 
         driver = self.driver_provider()
         opts = self.cfg.provider
@@ -177,9 +177,9 @@ class RayExecutor:
         actor = ray.remote(SearchWorker).options(
             max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD", **self.resources
         )
-        cfg = self.cfg.to_dict()
+        spec = WorkerSpec.of(self.cfg)
         self._workers = [
-            actor.remote(cfg, self.store.url, self._keeper) for _ in range(self.n_workers)
+            actor.remote(spec, self.store.url, self._keeper) for _ in range(self.n_workers)
         ]
         return self._workers
 
@@ -281,16 +281,17 @@ class RayExecutor:
         await self._spread([(lambda w, b=b: w.grade.remote(b)) for b in batches], on_done)
 
     async def train(self, trainer, data, t, warm_start, warm_path, out_dir: Path):
-        """V_t is trained by one worker (its CPU, or its GPU where the cluster has GPUs): the
-        workers hold the cluster's resources, so a separate task would wait for them. A worker
-        lost while training is replaced and the training redone (nothing of it was stored)."""
+        """V_t is trained by one worker (its CPU, or its GPU where the cluster has GPUs) with
+        `trainer`, the loop's own (pickled to the worker): the workers hold the cluster's
+        resources, so a separate task would wait for them. A worker lost while training is
+        replaced and the training redone (nothing of it was stored)."""
         from .ray_actors import folder_bytes, unpack_folder
 
         self._ensure_workers(self._run_id)
         warm = folder_bytes(warm_path) if (warm_start is not None and warm_path) else None
         data = list(data)
         got: list[dict[str, Any]] = []
-        await self._spread([lambda w: w.train.remote(data, t, warm)], got.append)
+        await self._spread([lambda w: w.train.remote(trainer, data, t, warm)], got.append)
         unpack_folder(got[0]["blob"], out_dir)
         return trainer.load(str(out_dir)), got[0]["metrics"], got[0]["config"]
 

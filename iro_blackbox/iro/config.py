@@ -43,6 +43,8 @@ NOT_RESULTS = frozenset(
         "out",
         "no_cache",
         "concurrency",
+        "rpm",
+        "tpm",
         "device",
         "base_url",
         "reprobe",

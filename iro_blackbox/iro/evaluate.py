@@ -43,10 +43,12 @@ def evaluate(
     limit: int | None = None,
     budget: Budget | None = None,
     budgets: list[int] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every method on `data` at equal compute. `budget`: limits on this call's API spending.
     `budgets`: also the aligned policy at these search sizes W*K (the equal-compute picture,
-    beside the Best-of-n curve of the base samples, n up to the largest budget)."""
+    beside the Best-of-n curve of the base samples, n up to the largest budget). `overrides`:
+    provider options that do not change what the run learned (e.g. {"rpm": 60}), see load_run."""
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method(s) {', '.join(bad)}: choose from {', '.join(METHODS)}")
@@ -57,8 +59,11 @@ def evaluate(
     if limit:
         examples = examples[:limit]
     return asyncio.run(
-        _evaluate(run, examples, list(methods), db, progress, str(data), budget, budgets or [])
-    )
+        _evaluate(
+            run, examples, list(methods), db, progress, str(data), budget, budgets or [],
+            overrides or {},
+        )
+    )  # fmt: skip
 
 
 def budget_shape(b: int, k: int) -> tuple[int, int]:
@@ -76,8 +81,9 @@ async def _evaluate(
     data_name: str,
     budget: Budget | None = None,
     budgets: list[int] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    policy = load_run(run, db=db, budget=budget)
+    policy = load_run(run, db=db, budget=budget, **(overrides or {}))
     grader = policy.grader
     cfg = policy.cfg
     N = max([cfg.search.n, *(budgets or [])])  # base samples: enough for the Best-of-n curve

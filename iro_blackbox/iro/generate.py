@@ -35,12 +35,14 @@ def generate_file(
     final: str = "score",
     budget: Budget | None = None,
     ledger: Ledger | None = None,
+    overrides: dict[str, Any] | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     """Decode every prompt of `input_path` with the run's policy; write JSONL to `output_path`.
     `search`: max_tokens, w, k, l, seed overrides. `budget`: limits on this call's API spending
     (BudgetExceeded stops it with every finished answer stored; re-run to continue), counted in
-    `ledger` (default: this call's own)."""
+    `ledger` (default: this call's own). `overrides`: provider options that do not change what
+    the run learned (e.g. {"rpm": 60, "tpm": 100_000}), see load_run."""
     return asyncio.run(
         _generate_file(
             run,
@@ -53,6 +55,7 @@ def generate_file(
             final=final,
             budget=budget,
             ledger=ledger,
+            overrides=overrides,
             **search,
         )
     )
@@ -75,10 +78,11 @@ async def _generate_file(
     final: str,
     budget: Budget | None = None,
     ledger: Ledger | None = None,
+    overrides: dict[str, Any] | None = None,
     **search: Any,
 ) -> dict[str, Any]:
     examples = list(iter_examples(input_path))  # validates the whole file before any work
-    policy = load_run(run, db=db, budget=budget, ledger=ledger)
+    policy = load_run(run, db=db, budget=budget, ledger=ledger, **(overrides or {}))
     repo = RunRepository(policy.store)
     batch = batch_key(input_path, search, final)
     have = repo.generations(policy.run_id, batch)

@@ -185,8 +185,8 @@ def load_run(
     **overrides: Any,
 ) -> AlignedPolicy:
     """Load a run's aligned policy. `overrides`: options that do not change what the run learned
-    (base_url, concurrency, device, no_cache), e.g. to serve from another machine. `budget`:
-    limits on what this policy may spend at an API provider from now on (the run's own
+    (base_url, concurrency, rpm, tpm, device, no_cache), e.g. to serve from another machine.
+    `budget`: limits on what this policy may spend at an API provider from now on (the run's own
     --max-cost applied to aligning it, not to its later use); `ledger`: where that spending is
     counted (default: this call only; a job's ledger spans its attempts)."""
     store = db if isinstance(db, Store) else open_store(db)

@@ -7,11 +7,17 @@ Any object with the same two methods can stand in (tests inject a recording one)
     trainer.load(path) -> model
     trainer.rank(model, rollouts, t=t) -> ranking metrics   (optional: held-out measurement)
     trainer.gate(previous, betas, model, beta, rollouts, t=t) -> {"accepted": ...}   (optional)
+    trainer.for_worker(device) -> trainer   (optional: its form on a cluster worker)
+
+With `--executor ray` the trainer itself is pickled to the worker that trains V_t, so it must be
+picklable (a module-level class; its attributes plain data).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +46,15 @@ class DefaultValueTrainer:
     def __init__(self, cfg: AlignConfig, progress: bool = True):
         self.cfg = cfg
         self.progress = progress
+
+    def for_worker(self, device: str | None) -> DefaultValueTrainer:
+        """This trainer as a cluster worker runs it: on `device` (the worker's GPU) unless the run
+        names a device, and without a progress bar (nobody watches a worker's terminal)."""
+        worker = copy.copy(self)  # a subclass stays itself
+        if device and not self.cfg.provider.device:
+            worker.cfg = replace(self.cfg, provider=replace(self.cfg.provider, device=device))
+        worker.progress = False
+        return worker
 
     def _train_config(self, t: int) -> Any:
         return self.cfg.value.train_config(

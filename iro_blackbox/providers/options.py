@@ -54,6 +54,16 @@ class ProviderOptions:
         default="auto",
     )
     concurrency: int = option("openai provider: requests in flight at once.", default=8)
+    rpm: int | None = option(
+        "openai provider: send at most this many requests per minute (halved for a while after "
+        "each 429 the server answers, then won back).",
+        default=None,
+    )
+    tpm: int | None = option(
+        "openai provider: send at most this many tokens (prompt + max output) per minute "
+        "(corrected by each reply's usage; halved for a while after a 429).",
+        default=None,
+    )
     device: str | None = option("hf provider / value models: cpu, cuda, or auto.", default=None)
     batch_api: bool = option(
         "openai provider: send the non-adaptive rollouts (iteration-1 sampling, Best-of-N) through the Batch API.",
@@ -110,6 +120,9 @@ class ProviderOptions:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
         check_positive_int("concurrency", self.concurrency)
+        for name in ("rpm", "tpm"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
         if self.api_mode not in API_MODES:
             raise ConfigError(
                 f"api_mode must be one of {', '.join(API_MODES)}, got {self.api_mode!r}"

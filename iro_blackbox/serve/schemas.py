@@ -1,82 +1,45 @@
-"""Request validation for the OpenAI-compatible endpoints (pydantic models), and OpenAI-style
-error bodies.
+"""Request validation for the OpenAI-compatible endpoints: typed pydantic models; their errors
+become OpenAI-style error bodies (errors.py).
 
-A body is validated by `CompletionBody` / `ChatBody` with the server's Limits in the validation
-context. Every problem becomes an `ApiError` with the HTTP status, a message naming the field and
-the bad value, and `param`, rendered as {"error": {"message", "type", "param", "code"}} like
-OpenAI's API, so the official client raises its usual BadRequestError / AuthenticationError /
-NotFoundError. `null` means "not given" for every optional field, as in OpenAI's API; fields this
-server does not know are ignored, as OpenAI ignores them.
+A body is validated by `CompletionBody` / `ChatBody`: typed fields (strict: "10" is not an
+integer), `Literal` roles, `Field` ranges for what is fixed (temperature in [0, 2], seed >= 0, ...),
+chat content as a string or a list of parts discriminated by their `type`; the caps a server sets
+(largest max_tokens, n, W*K, prompts per request) come from its Limits in the validation context.
+Every problem becomes an `ApiError` with the HTTP status, a message naming the field and the bad
+value, and `param`, rendered as {"error": {"message", "type", "param", "code"}} like OpenAI's API,
+so the official client raises its usual BadRequestError / AuthenticationError / NotFoundError.
+`null` means "not given" for every optional field, as in OpenAI's API; fields this server does not
+know are ignored, as OpenAI ignores them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
+    Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-ROLES = ("system", "developer", "user", "assistant")
+from .errors import ApiError, bad, first_error, tname
 
-
-class ApiError(Exception):
-    """An HTTP error with an OpenAI-style JSON body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        type: str | None = None,
-        code: str | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.type = type or _default_type(status)
-        self.code = code
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-
-def _default_type(status: int) -> str:
-    if status == 401:
-        return "authentication_error"
-    if status == 404:
-        return "not_found_error"
-    if status == 413:
-        return "request_too_large"
-    if status == 429:
-        return "rate_limit_error"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
-
-
-def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
-    return ApiError(400, message, param=param, code=code)
+Role = Literal["system", "developer", "user", "assistant"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 @dataclass(frozen=True)
@@ -111,9 +74,10 @@ class GenRequest:
     l: int | None = None  # noqa: E741
 
 
-# -- the models ---------------------------------------------------------------------------------
-def _fail(message: str, param: str | None, code: str | None = None) -> PydanticCustomError:
-    """A validation error carrying our message and the OpenAI `param` it is about."""
+# -- validation helpers -------------------------------------------------------------------------
+def _fail(message: str, param: str | None = None, code: str | None = None) -> PydanticCustomError:
+    """A validation error carrying our message and, where it is not the field's own path, the
+    OpenAI `param` it is about (None: the path of the field that failed)."""
     return PydanticCustomError("iro", message, {"api_param": param, "api_code": code})
 
 
@@ -121,29 +85,40 @@ def _limits(info: ValidationInfo) -> Limits:
     return (info.context or {}).get("limits") or Limits()
 
 
-def _between(name: str, v: int | None, lo: int, hi: int | None) -> int | None:
-    if v is not None and (v < lo or (hi is not None and v > hi)):
-        rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-        raise _fail(f"'{name}' must be {rng}, got {v}", name)
+# the server-set cap of each bounded integer (its lower bound is the field's own `ge`)
+_CAPS = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens", "n": "max_n",
+         "iro.w": "max_beams", "iro.k": "max_beams", "iro.l": "max_tokens"}  # fmt: skip
+
+
+def _cap(name: str, v: int | None, info: ValidationInfo) -> int | None:
+    hi = getattr(_limits(info), _CAPS[name])
+    if v is not None and v > hi:
+        raise _fail(f"'{name}' must be between 1 and {hi}, got {v}", name)
     return v
 
 
-def _tname(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
+def _one_of(expect: str, missing: str | None = None) -> WrapValidator:
+    """A union's failure as one error: "'<field>' must be <expect>, got <type>" (`missing`: the
+    message for null / not given). Errors of our own from inside pass through unchanged."""
+
+    def wrap(v: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        if v is None:
+            if missing is not None:
+                raise _fail(missing)
+            return None
+        try:
+            return handler(v)
+        except ValidationError as e:
+            own = [x for x in e.errors(include_url=False) if x["type"] == "iro"]
+            if own:
+                ctx = own[0].get("ctx") or {}
+                raise _fail(own[0]["msg"], ctx.get("api_param"), ctx.get("api_code")) from None
+            raise _fail(f"'{info.field_name}' must be {expect}, got {tname(v)}") from None
+
+    return WrapValidator(wrap)
 
 
+# -- the models ---------------------------------------------------------------------------------
 class _Body(BaseModel):
     # strict: "10" is not an integer; extra fields are kept (unsupported() looks at them) and
     # otherwise ignored; validators run on defaults too (a missing `prompt` is an error)
@@ -158,19 +133,14 @@ class IroOptions(_Body):
     """The `iro` extension: the search's W, K and L for this request."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
-    w: StrictInt | None = None
-    k: StrictInt | None = None
-    l: StrictInt | None = None  # noqa: E741
+    w: Annotated[StrictInt, Field(ge=1)] | None = None
+    k: Annotated[StrictInt, Field(ge=1)] | None = None
+    l: Annotated[StrictInt, Field(ge=1)] | None = None  # noqa: E741
 
-    @field_validator("w", "k")
+    @field_validator("w", "k", "l")
     @classmethod
-    def _beams(cls, v: int | None, info: ValidationInfo) -> int | None:
-        return _between(f"iro.{info.field_name}", v, 1, _limits(info).max_beams)
-
-    @field_validator("l")
-    @classmethod
-    def _chunk(cls, v: int | None, info: ValidationInfo) -> int | None:
-        return _between("iro.l", v, 1, _limits(info).max_tokens)
+    def _caps(cls, v: int | None, info: ValidationInfo) -> int | None:
+        return _cap(f"iro.{info.field_name}", v, info)
 
     @model_validator(mode="after")
     def _product(self, info: ValidationInfo) -> IroOptions:
@@ -182,59 +152,38 @@ class IroOptions(_Body):
 
 class _Common(_Body):
     model: StrictStr | None = None
-    max_tokens: StrictInt | None = None
-    n: StrictInt | None = None
-    seed: StrictInt | None = None
-    temperature: StrictFloat | None = None  # strict floats take integers too, not booleans
-    top_p: StrictFloat | None = None
-    stop: Any = None
+    max_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
+    n: Annotated[StrictInt, Field(ge=1)] | None = None
+    seed: Annotated[StrictInt, Field(ge=0)] | None = None
+    # strict floats take integers too, not booleans
+    temperature: Annotated[StrictFloat, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] | None = None
+    stop: Annotated[
+        StrictStr | list[StrictStr] | None, _one_of("a string or an array of strings")
+    ] = None
     stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     iro: IroOptions | None = None
 
-    @field_validator("max_tokens")
+    @field_validator("max_tokens", "n")
     @classmethod
-    def _max_tokens(cls, v: int | None, info: ValidationInfo) -> int | None:
-        return _between("max_tokens", v, 1, _limits(info).max_tokens)
+    def _caps(cls, v: int | None, info: ValidationInfo) -> int | None:
+        return _cap(info.field_name or "", v, info)
 
-    @field_validator("n")
+    @field_validator("temperature", "top_p")
     @classmethod
-    def _n(cls, v: int | None, info: ValidationInfo) -> int | None:
-        return _between("n", v, 1, _limits(info).max_n)
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, v: int | None) -> int | None:
-        return _between("seed", v, 0, None)
-
-    @field_validator("temperature")
-    @classmethod
-    def _temperature(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 2.0:
-            raise _fail(f"'temperature' must be in [0, 2], got {v}", "temperature")
-        return None if v is None else float(v)
-
-    @field_validator("top_p")
-    @classmethod
-    def _top_p(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 < v <= 1.0:
-            raise _fail(f"'top_p' must be in (0, 1], got {v}", "top_p")
+    def _float(cls, v: float | None) -> float | None:
         return None if v is None else float(v)
 
     @field_validator("stop")
     @classmethod
-    def _stop(cls, v: Any, info: ValidationInfo) -> list[str]:
-        if v is None:
-            return []
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise _fail(f"'stop' must be a string or an array of strings, got {_tname(v)}", "stop")
-        v = [s for s in v if s]  # OpenAI ignores empty stop strings
+    def _stop(cls, v: str | list[str] | None, info: ValidationInfo) -> list[str]:
+        stops = [] if v is None else [v] if isinstance(v, str) else list(v)
+        stops = [s for s in stops if s]  # OpenAI ignores empty stop strings
         cap = _limits(info).max_stop
-        if len(v) > cap:
-            raise _fail(f"'stop' takes at most {cap} strings, got {len(v)}", "stop")
-        return v
+        if len(stops) > cap:
+            raise _fail(f"'stop' takes at most {cap} strings, got {len(stops)}", "stop")
+        return stops
 
     def unsupported(self, defaults: dict[str, Any]) -> None:
         """Fields whose non-default values this server cannot honour: a clear 400, not silence."""
@@ -267,7 +216,7 @@ class _Common(_Body):
             temperature=self.temperature,
             top_p=self.top_p,
             seed=self.seed,
-            stop=list(self.stop),
+            stop=list(self.stop or []),
             stream=bool(self.stream),
             include_usage=bool(self.stream_options and self.stream_options.include_usage),
             w=iro.w,
@@ -276,30 +225,29 @@ class _Common(_Body):
         )
 
 
+TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
+PromptValue = Annotated[
+    StrictStr | list[StrictStr] | TokenIds | list[TokenIds],
+    _one_of("a string or a non-empty array of strings", missing="you must provide a 'prompt'"),
+]
+
+
 class CompletionBody(_Common):
     """POST /v1/completions."""
 
-    prompt: Any = None
+    prompt: PromptValue = None
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, p: Any, info: ValidationInfo) -> list[str]:
-        if p is None:
-            raise _fail("you must provide a 'prompt'", "prompt")
-        if isinstance(p, str):
-            prompts = [p]
-        elif isinstance(p, list) and p and all(isinstance(x, str) for x in p):
-            prompts = list(p)
-        elif isinstance(p, list) and p and all(_is_int(x) or isinstance(x, list) for x in p):
-            raise _fail("token-id prompts are not supported: send text", "prompt")
-        else:
-            raise _fail(
-                f"'prompt' must be a string or a non-empty array of strings, got {_tname(p)}",
-                "prompt",
-            )
+        prompts = [p] if isinstance(p, str) else list(p)
+        if not prompts:
+            raise _fail("'prompt' must be a string or a non-empty array of strings, got array")
+        if not all(isinstance(x, str) for x in prompts):
+            raise _fail("token-id prompts are not supported: send text")
         cap = _limits(info).max_prompts
         if len(prompts) > cap:
-            raise _fail(f"'prompt' takes at most {cap} strings, got {len(prompts)}", "prompt")
+            raise _fail(f"'prompt' takes at most {cap} strings, got {len(prompts)}")
         return prompts
 
     @model_validator(mode="after")
@@ -312,81 +260,99 @@ class CompletionBody(_Common):
         return self
 
 
+# -- chat content: a string, or parts discriminated by their `type` ------------------------------
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class TextPart(_Part):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ImagePart(_Part):
+    type: Literal["image_url"]
+
+
+class AudioPart(_Part):
+    type: Literal["input_audio"]
+
+
+class FilePart(_Part):
+    type: Literal["file"]
+
+
+ContentPart = Annotated[
+    TextPart | ImagePart | AudioPart | FilePart,
+    Discriminator("type"),  # an unknown or missing type: "only text parts are supported"
+]
+
+
+_PART: TypeAdapter[Any] = TypeAdapter(ContentPart)
+
+
+def _content(v: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A string, or a list of parts; errors say which part ("content[1].text must be a string")."""
+    if not isinstance(v, (str, list)):
+        raise _fail(f"content must be a string or an array of text parts, got {tname(v)}")
+    if isinstance(v, list):
+        for j, part in enumerate(v):
+            try:
+                _PART.validate_python(part, strict=True)
+            except ValidationError as e:
+                err = e.errors(include_url=False)[0]
+                if err["loc"][-1:] == ("text",) and err["type"] == "string_type":
+                    got = tname(err["input"])
+                    raise _fail(f"content[{j}].text must be a string, got {got}") from None
+                if err["loc"][-1:] == ("text",) and err["type"] == "missing":
+                    raise _fail(f"content[{j}].text is required") from None
+                raise _fail(f"content[{j}]: only text parts are supported") from None
+    return handler(v)
+
+
 class ChatMessage(_Body):
-    role: Any = None
-    content: Any = None
+    role: Role
+    content: Annotated[StrictStr | list[ContentPart], WrapValidator(_content)]
     tool_calls: Any = None
     function_call: Any = None
 
-    @field_validator("role")
-    @classmethod
-    def _role(cls, v: Any) -> str:
-        if v not in ROLES:
-            raise _fail(f"role must be one of {', '.join(ROLES)}, got {v!r}", "role")
-        return v
-
     @field_validator("content")
     @classmethod
-    def _content(cls, content: Any) -> str:
+    def _text(cls, content: str | list[Any]) -> str:
         if isinstance(content, str):
             return content
-        if isinstance(content, list):
-            parts = []
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") != "text":
-                    raise _fail(f"content[{j}]: only text parts are supported", "content")
-                if not isinstance(part.get("text"), str):
-                    raise _fail(f"content[{j}].text must be a string", "content")
-                parts.append(part["text"])
-            return "".join(parts)
-        raise _fail(
-            f"content must be a string or an array of text parts, got {_tname(content)}", "content"
-        )
+        for j, part in enumerate(content):
+            if not isinstance(part, TextPart):
+                raise _fail(f"content[{j}]: only text parts are supported")
+        return "".join(part.text for part in content)
 
     @model_validator(mode="after")
     def _no_tools(self) -> ChatMessage:
         if self.tool_calls or self.function_call:
-            raise _fail("tool calls are not supported by iro-bb serve", None)
+            raise _fail("tool calls are not supported by iro-bb serve")
         return self
 
 
 class ChatBody(_Common):
     """POST /v1/chat/completions."""
 
-    messages: Any = None
-    max_completion_tokens: StrictInt | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_completion_tokens: Annotated[StrictInt, Field(ge=1)] | None = None
 
     @field_validator("max_completion_tokens")
     @classmethod
     def _mct(cls, v: int | None, info: ValidationInfo) -> int | None:
-        return _between("max_completion_tokens", v, 1, _limits(info).max_tokens)
+        return _cap("max_completion_tokens", v, info)
 
     @field_validator("messages")
     @classmethod
-    def _messages(cls, msgs: Any, info: ValidationInfo) -> list[ChatMessage]:
-        if msgs is None:
-            raise _fail("you must provide 'messages'", "messages")
-        if not isinstance(msgs, list) or not msgs:
-            raise _fail(f"'messages' must be a non-empty array, got {_tname(msgs)}", "messages")
-        out = []
-        for i, m in enumerate(msgs):
-            if not isinstance(m, dict):
-                raise _fail(f"messages[{i}] must be an object, got {_tname(m)}", f"messages[{i}]")
-            try:
-                out.append(ChatMessage.model_validate(m, context=info.context))
-            except ValidationError as e:
-                err = _first(e)
-                raise _fail(
-                    f"messages[{i}].{err.message}" if err.param else err.message,
-                    f"messages[{i}].{err.param}" if err.param else f"messages[{i}]",
-                ) from None
-        if out[-1].role == "assistant":
+    def _last(cls, msgs: list[ChatMessage]) -> list[ChatMessage]:
+        if msgs[-1].role == "assistant":
             raise _fail(
                 "the last message must not be an assistant message: continuing a partial answer "
-                "is not supported",
-                "messages",
+                "is not supported"
             )
-        return out
+        return msgs
 
     @model_validator(mode="after")
     def _rest(self, info: ValidationInfo) -> ChatBody:
@@ -401,56 +367,13 @@ class ChatBody(_Common):
         return self
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-# -- pydantic errors -> OpenAI-style errors ------------------------------------------------------
-_TYPES = {  # pydantic error type -> what the field must be
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "a boolean",
-    "bool_parsing": "a boolean",
-    "string_type": "a string",
-    "model_type": "an object",
-    "dict_type": "an object",
-}
-
-
-def _param(loc: tuple[Any, ...]) -> str | None:
-    """("iro", "w") -> "iro.w"; ("messages", 0, "role") -> "messages[0].role"."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or None
-
-
-def _first(e: ValidationError) -> ApiError:
-    """The first problem of a validation error as an ApiError (400)."""
-    err = e.errors(include_url=False)[0]
-    ctx = err.get("ctx") or {}
-    if err["type"] == "iro":
-        return bad(err["msg"], ctx.get("api_param"), ctx.get("api_code"))
-    param = _param(tuple(err["loc"]))
-    v = err.get("input")
-    if err["type"] in _TYPES:
-        return bad(f"'{param}' must be {_TYPES[err['type']]}, got {_tname(v)} {v!r}", param)
-    if err["type"] == "extra_forbidden":  # only `iro` forbids extra keys
-        head = param.split(".")[0] if param else None
-        return bad(f"'iro' takes w, k and l, not {str(err['loc'][-1])}", head)
-    return bad(f"'{param}': {err['msg']}", param)
-
-
 def _validate(model: type[_Common], body: Any, limits: Limits) -> _Common:
     if not isinstance(body, dict):
-        raise bad(f"the request body must be a JSON object, got {_tname(body)}")
+        raise bad(f"the request body must be a JSON object, got {tname(body)}")
     try:
         return model.model_validate(body, context={"limits": limits})
     except ValidationError as e:
-        raise _first(e) from None
+        raise first_error(e, model, {p: getattr(limits, f) for p, f in _CAPS.items()}) from None
 
 
 def parse_completion(body: Any, served: str, limits: Limits) -> GenRequest:

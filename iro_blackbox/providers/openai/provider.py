@@ -116,6 +116,7 @@ class OpenAIProvider:
         budget: checks every request before it is sent (None: no limits).
         reprobe: probe again even when a probe of this endpoint is stored.
         sleep: async sleep used for backoff and rate limiting (tests inject a recorder).
+        clock: the rate limiter's clock (default time.monotonic; tests inject one).
         retry_policy: backoff settings (default RetryPolicy(max_retries)).
     """
 
@@ -140,6 +141,7 @@ class OpenAIProvider:
         reprobe: bool = False,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         retry_policy: RetryPolicy | None = None,
+        clock: Callable[[], float] | None = None,
     ):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
@@ -164,7 +166,7 @@ class OpenAIProvider:
         self.reprobe = reprobe
         self._sleep = sleep or asyncio.sleep
         self._policy = retry_policy or RetryPolicy(max_retries=max_retries)
-        self._limiter = RateLimiter(rpm, tpm, sleep=self._sleep)
+        self._limiter = RateLimiter(rpm, tpm, clock=clock, sleep=self._sleep)
         self._rpm, self._tpm = rpm, tpm
         key = api_key_for(base_url, api_key)
         self._has_key = key is not None
@@ -203,10 +205,17 @@ class OpenAIProvider:
             mode=options.api_mode,
             tokenizer=options.tokenizer,
             concurrency=options.concurrency,
+            rpm=options.rpm,
+            tpm=options.tpm,
             prices=prices,
             budget=budget,
             reprobe=options.reprobe,
         )
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The --rpm / --tpm limiter: the limits in force and its accounting."""
+        return self._limiter
 
     # ------------------------------------------------------------------ plumbing
 
@@ -251,9 +260,11 @@ class OpenAIProvider:
         """One logical request: budget, rate limit, concurrency cap, retries of transient
         failures. Returns the reply and the budget hold its real usage settles."""
         sem, _ = self._loop_state()
+        tries = [0]  # a retry after a 429 already waited the server's Retry-After
 
         async def attempt() -> tuple[dict[str, Any], Hold | None]:
-            await self._limiter.acquire(est_input + max_output)
+            tries[0] += 1
+            await self._limiter.acquire(est_input + max_output, retrying=tries[0] > 1)
             failed = _CALL_FAILED.get()
             async with sem:
                 if failed is not None and failed[0]:
@@ -270,6 +281,8 @@ class OpenAIProvider:
                 try:
                     return await self._http.post_json(endpoint, body), hold
                 except BaseException as e:
+                    if getattr(e, "status", None) == 429:  # every caller slows down, not one
+                        self._limiter.throttle(getattr(e, "retry_after", None))
                     if hold is not None:  # a refused or lost request: counted, not billed
                         self.budget.settle(hold)  # type: ignore[union-attr]
                     if isinstance(e, PermanentError) and failed is not None:
