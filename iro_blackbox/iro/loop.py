@@ -52,7 +52,7 @@ from ..store import RunRepository, Store, default_home, open_store
 from ..value import RolloutData
 from ..value.ranking import barely_above_chance
 from . import metrics
-from .config import NOT_RESULTS, AlignConfig
+from .config import AlignConfig, resume_config
 from .estimate import Estimate, estimate
 from .report import write_report
 from .reweight import reweight
@@ -95,7 +95,8 @@ async def align_async(
 ) -> RunResult:
     store = db if isinstance(db, Store) else open_store(db)
     if resume:
-        cfg = resumed_config(RunRepository(store), resume, options)
+        given = {**options, "data": str(data)} if data is not None else options
+        cfg = resumed_config(RunRepository(store), resume, given)
     else:
         if data is None:
             raise InputError("align: a data file is required (or resume=RUN)")
@@ -114,19 +115,7 @@ async def align_async(
 def resumed_config(repo: RunRepository, run: str, overrides: dict[str, Any]) -> AlignConfig:
     """A stored run's config; only options that do not change results may be overridden."""
     row = repo.find(run)
-    d = dict(row.config)
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in NOT_RESULTS:
-            d[k] = v
-        elif d.get(k) != v:
-            raise ConfigError(
-                f"--resume {run}: option {k}={v!r} differs from the run's {d.get(k)!r}; "
-                "start a new run instead"
-            )
-    d["run_name"] = row.name
-    return AlignConfig.from_dict(d)
+    return resume_config({**row.config, "run_name": row.name}, overrides, run)
 
 
 class AlignLoop:
