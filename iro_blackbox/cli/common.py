@@ -24,6 +24,16 @@ DbOption = Annotated[
     ),
 ]
 
+ApiKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="The environment variable holding the API key for --base-url (default: the config "
+        "file's entry for that URL, else OPENAI_API_KEY).",
+        show_default=False,
+    ),
+]
+
 ModelOption = Annotated[
     str,
     typer.Option(

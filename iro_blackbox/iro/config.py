@@ -45,6 +45,7 @@ NOT_RESULTS = frozenset(
         "concurrency",
         "device",
         "base_url",
+        "api_key_env",
         "reprobe",
         "executor",
         "ray_address",

@@ -99,8 +99,13 @@ class OpenAIProvider:
     Args:
         model: the model name the server knows.
         base_url: endpoint root ending in /v1 (default OpenAI's).
-        api_key: else env OPENAI_API_KEY, else the config file (see iro_blackbox.credentials);
-            local servers need none (a dummy is sent).
+        api_key: else the variable `api_key_env` names, else the config file's entry for
+            `base_url`, else env OPENAI_API_KEY / the config file's api_key, but only for
+            OpenAI's API or a `named_endpoint` (see iro_blackbox.credentials); local servers need
+            none (a dummy is sent).
+        api_key_env: the environment variable holding this endpoint's key.
+        named_endpoint: the user named `base_url` (a command's --base-url); False for endpoints
+            from a grader's spec, which never get OPENAI_API_KEY unless they are OpenAI's.
         store: a Store; responses are cached in its request_cache table, probe results in its
             probes table (None: no cache).
         cache: False = do not read the cache (responses are still written).
@@ -140,6 +145,8 @@ class OpenAIProvider:
         reprobe: bool = False,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         retry_policy: RetryPolicy | None = None,
+        api_key_env: str | None = None,
+        named_endpoint: bool = True,
     ):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
@@ -166,7 +173,7 @@ class OpenAIProvider:
         self._policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._limiter = RateLimiter(rpm, tpm, sleep=self._sleep)
         self._rpm, self._tpm = rpm, tpm
-        key = api_key_for(base_url, api_key)
+        key = api_key_for(base_url, api_key, key_env=api_key_env, named=named_endpoint)
         self._has_key = key is not None
         self._http = HttpClient(base_url, key, self.timeout)
         self._cache = None
@@ -206,6 +213,7 @@ class OpenAIProvider:
             prices=prices,
             budget=budget,
             reprobe=options.reprobe,
+            api_key_env=options.api_key_env,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -903,13 +911,19 @@ def probe_endpoint(
     tokenizer: str | None = None,
     store: Any = None,
     reprobe: bool = False,
+    api_key_env: str | None = None,
 ) -> dict[str, Any]:
     """Probe (or read the stored probe of) an endpoint for a model: what `iro-bb probe` shows.
     Adds "choice_chat" and "choice_text": the mode `auto` takes for chat and for text prompts."""
 
     async def go() -> dict[str, Any]:
         p = OpenAIProvider(
-            model, base_url=base_url, store=store, tokenizer=tokenizer, reprobe=reprobe
+            model,
+            base_url=base_url,
+            store=store,
+            tokenizer=tokenizer,
+            reprobe=reprobe,
+            api_key_env=api_key_env,
         )
         try:
             stored = p.stored_probe() is not None
