@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from iro_blackbox.errors import ConfigError
 from iro_blackbox.graders import load_grader
 
 MISBEHAVING = """
@@ -209,3 +210,80 @@ def test_workers_die_with_their_parent(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         raise AssertionError("the worker outlived its parent")
+
+
+ENV_PROBE = """
+import os
+
+def grade(sample, item):
+    name = item["name"]
+    if name not in os.environ:
+        return 0.0
+    return 1.0 if "value" not in item or os.environ[name] == item["value"] else -1.0
+"""
+
+
+def test_workers_see_no_secret_of_the_run(monkeypatch):
+    monkeypatch.setenv("IRO_TEST_SECRET_TOKEN", "s3cret-value")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-users-key-000000")
+    monkeypatch.setenv("IRO_TEST_PASSED", "passed-through")
+    plain = load_grader({"type": "python", "source": ENV_PROBE, "workers": 1})
+    try:
+        names = ["IRO_TEST_SECRET_TOKEN", "OPENAI_API_KEY", "PATH", "HOME"]
+        out = grade(plain, ["x"] * len(names), [{"name": n} for n in names])
+        assert [(x.score, x.error) for x in out] == [(0.0, None), (0.0, None), (1.0, None),
+                                                     (1.0, None)]  # fmt: skip
+    finally:
+        plain.close()
+    g = load_grader(
+        {"type": "python", "source": ENV_PROBE, "workers": 1,
+         "env": {"IRO_TEST_GIVEN": "a value", "IRO_TEST_PASSED": True}}
+    )  # fmt: skip
+    try:
+        names = ["IRO_TEST_SECRET_TOKEN", "OPENAI_API_KEY", "PATH", "IRO_TEST_GIVEN",
+                 "IRO_TEST_PASSED"]  # fmt: skip
+        items = [{"name": n} for n in names]
+        items[3]["value"], items[4]["value"] = "a value", "passed-through"
+        out = grade(g, ["x"] * len(names), items)
+        assert [x.error for x in out] == [None] * len(names)
+        assert [x.score for x in out] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    finally:
+        g.close()
+    with pytest.raises(ConfigError, match="env.X must be a string"):
+        load_grader({"type": "python", "source": ENV_PROBE, "env": {"X": 1}})
+
+
+def test_a_load_timeout_is_tried_again(tmp_path):
+    """The module's first load hangs past load_timeout (a busy machine); the next one loads."""
+    mark = tmp_path / "first-load"
+    source = (
+        "import os, time\n"
+        f"if not os.path.exists({str(mark)!r}):\n"
+        f"    open({str(mark)!r}, 'w').close()\n"
+        "    time.sleep(600)\n\n"
+        "def grade(sample, item):\n"
+        "    return 1.0\n"
+    )
+    g = load_grader({"type": "python", "source": source, "workers": 1, "timeout": 1,
+                     "load_timeout": 2})  # fmt: skip
+    try:
+        out = grade(g, ["a", "b"], [{}, {}])
+        assert [(x.score, x.error) for x in out] == [(1.0, None), (1.0, None)]
+        assert g.pool.load_retries == 1 and g.pool.load_error is None
+    finally:
+        g.close()
+
+
+def test_a_memory_limit_that_cannot_be_set_is_said(monkeypatch, caplog):
+    import resource
+
+    monkeypatch.delattr(resource, "RLIMIT_AS")  # as on a platform without it
+    source = "def grade(s, i):\n    return 1.0\n"
+    with pytest.raises(ConfigError, match="cannot limit the workers' memory.*null"):
+        load_grader({"type": "python", "source": source, "memory_limit_mb": 512})
+    with caplog.at_level("WARNING"):
+        g = load_grader({"type": "python", "name": "nolimit", "source": source})
+    assert g.config.memory_mb is None
+    assert any("runs without a memory limit" in n for n in g.notes)
+    assert "grader 'nolimit': runs without a memory limit" in caplog.text
+    g.close()
