@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from ...credentials import api_key_for
-from ...errors import BudgetExceeded, ConfigError, PermanentError, TransientError
+from ...errors import BudgetExceeded, ConfigError, PermanentError, ProviderError, TransientError
 from ...models import ALIASES
 from ...params import SamplingParams, check_positive_int
 from ...store.cache import RequestCacheStore
@@ -352,13 +352,21 @@ class OpenAIProvider:
                 render = encode = None
                 if self.tokenizer_spec:
                     render, encode = self._render, self._encode
+                earlier = None  # the tokenizer-free results of a probe with another tokenizer
+                if self._probes is not None and not self.reprobe:
+                    earlier = self._probes.latest(self.base_url, self.model_name, PROBE_VERSION)
                 token = _CALL_FAILED.set(None)  # a refused probe must not stop the caller's call
                 try:
                     caps = await Prober(
                         self._try, self.base_url, self.model_name, render, encode
-                    ).run()
+                    ).run(reuse=earlier)
                 finally:
                     _CALL_FAILED.reset(token)
+                if not (caps.get("completions") or caps.get("chat")):
+                    raise ProviderError(  # nothing learnt: nothing stored
+                        f"openai: {self.base_url} answered nothing for model '{self.model_name}' "
+                        f"({'; '.join(caps.get('notes', [])) or 'no reply'})"
+                    )
                 if self._probes is not None:
                     self._probes.put(self._probe_key(), self.base_url, self.model_name, caps)
             for ep, field in ((COMPLETIONS, "completions_n"), (CHAT, "chat_n")):
