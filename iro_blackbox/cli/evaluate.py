@@ -16,6 +16,7 @@ from .common import (
     MaxOutputTokensOption,
     MaxRequestsOption,
     budget_of,
+    check_output_path,
     console,
 )
 
@@ -73,6 +74,8 @@ def eval_cmd(
             ) from None
     if plot is not None and not sizes:
         raise InputError("--plot draws the --budgets picture: give --budgets too")
+    check_output_path(json_out, "--json")
+    check_output_path(plot, "--plot")
     res = evaluate(
         run,
         data,
@@ -83,11 +86,11 @@ def eval_cmd(
         budget=budget_of(max_cost, max_requests, max_output_tokens),
         budgets=sizes,
     )
+    if json_out:  # the results first: nothing after this may lose them
+        write_json(res, json_out)
+    report = attach_compute(run, res, db) if sizes else None
     if plot is not None:
         plot_compute(res, plot)
-    report = attach_compute(run, res, db) if sizes else None
-    if json_out:
-        write_json(res, json_out)
     if quiet:
         console.print_json(json.dumps(res))
         return
