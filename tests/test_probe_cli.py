@@ -89,3 +89,37 @@ def test_chat_results_are_reused_across_tokenizers(tmp_path, tiny_lm_dir, capsys
     finally:
         chat_only.stop()
         full.stop()
+
+
+def test_tokenizer_comes_from_a_model_file_folder_or_alias(tmp_path, tiny_lm_dir):
+    """--model naming a local folder, .gguf file or alias (as llama.cpp's server names models)
+    carries its tokenizer: a chat prompt goes through /completions with no --tokenizer."""
+    import asyncio
+
+    from iro_blackbox.params import SamplingParams
+    from iro_blackbox.providers.base import Extend
+    from iro_blackbox.providers.openai import OpenAIProvider
+
+    gguf = tmp_path / "Some-Model.Q4.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert OpenAIProvider(str(gguf)).tokenizer_spec == str(gguf)
+    assert OpenAIProvider("smollm2-135m-instruct").tokenizer_spec == "smollm2-135m-instruct"
+    assert OpenAIProvider("served-name").tokenizer_spec is None
+    srv = FakeOpenAIServer().start()
+    try:
+        p = OpenAIProvider(str(tiny_lm_dir), base_url=srv.base_url, mode="completions")
+        assert p.tokenizer_spec == str(tiny_lm_dir)
+        chat = [{"role": "user", "content": "Say hi."}]
+
+        async def go():
+            try:
+                return await p.extend([Extend(chat, max_tokens=2, params=SamplingParams(0.0))])
+            finally:
+                await p.aclose()
+
+        (row,) = asyncio.run(go())
+        assert row and row[0].text
+        sent = [r.body["prompt"] for r in srv.received if r.path.endswith("/completions")]
+        assert sent and all("Say hi." in x and x != "Say hi." for x in sent)  # the template
+    finally:
+        srv.stop()

@@ -47,7 +47,8 @@ class ProviderOptions:
         default=None,
     )
     tokenizer: str | None = option(
-        "openai provider: a local model/tokenizer whose chat template renders prompts for /v1/completions.",
+        "openai provider: a local model/tokenizer whose chat template renders prompts for "
+        "/v1/completions (default: --model itself when it is an alias, a .gguf file or a folder).",
         default=None,
     )
     api_mode: str = option(

@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from ...credentials import api_key_for
@@ -93,6 +94,9 @@ async def _gather_or_stop(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
 class OpenAIProvider:
     """Chunked generation from an OpenAI-compatible HTTP endpoint, every response cached.
 
@@ -112,7 +116,7 @@ class OpenAIProvider:
         mode: "auto" or a mode of modes.py.
         tokenizer: local model spec whose chat template renders prompts for the completions and
             token-ids modes (default: `model` when it is a local alias such as
-            smollm2-135m-instruct).
+            smollm2-135m-instruct, a .gguf file or a model folder).
         concurrency: HTTP requests in flight at most.
         rpm, tpm: requests / tokens per minute limits (None = none).
         timeout: seconds per HTTP request.
@@ -220,7 +224,18 @@ class OpenAIProvider:
 
     @staticmethod
     def _alias_tokenizer(model: str) -> str | None:
-        return model if model.lower() in ALIASES else None
+        """The tokenizer `model` carries itself: an alias, a local .gguf file or a model folder
+        (llama.cpp's server names a model by its file path)."""
+        if model.lower() in ALIASES:
+            return model
+        path = Path(model).expanduser()
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return str(path)
+        if path.is_dir() and (
+            any((path / f).is_file() for f in TOKENIZER_FILES) or any(path.glob("*.gguf"))
+        ):
+            return str(path)
+        return None
 
     def _loop_state(self) -> tuple[asyncio.Semaphore, asyncio.Lock]:
         loop = asyncio.get_running_loop()
