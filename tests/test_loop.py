@@ -185,6 +185,8 @@ def test_two_iterations_store_every_step(reference, tiny_bert_dir):
     assert m1["eval_grader_reward"] >= m1["eval_mean_reward"]  # the grader picks among its answers
     base = repo.iteration(run.id, 0).metrics
     assert base["bon_mean_reward"] >= base["eval_mean_reward"] and base["bon_n"] == n
+    m2 = repo.iteration(run.id, 2).metrics  # pi_2 paired with pi_1 on the held-out prompts
+    assert m2["eval_gain"] == pytest.approx(m2["eval_mean_reward"] - m1["eval_mean_reward"])
     store.close()
     assert (res.out_dir / "report.html").is_file() and (res.out_dir / "value" / "v2").is_dir()
 
@@ -230,3 +232,16 @@ def test_resume_after_a_failure_mid_search(reference, files, tmp_path, tiny_bert
     assert all(r.n == 2 for call in provider.calls for r in call)
     assert stored_rollouts(db, "fast") == stored_rollouts(reference["db"], "fast")
     assert res.metrics == reference["res"].metrics
+
+
+def test_rerank_policy_gain_vs_the_previous_iteration(files, tmp_path, tiny_bert_dir):
+    """--policy rerank at T = 2: pi_2's gain is paired with pi_1's rerank answers."""
+    cfg = config(files, tmp_path, tiny_bert_dir, name="rerank").replace(policy="rerank")
+    res = run_loop(cfg, str(tmp_path / "rerank.db"), FakeProvider())
+    m1, m2 = (res.iterations[t]["metrics"] for t in (1, 2))
+    assert m2["eval_gain"] is not None and m2["eval_gain_stderr"] is not None
+    # the same held-out prompts: the mean of the paired gains is the difference of the means
+    assert m2["eval_gain"] == pytest.approx(m2["eval_mean_reward"] - m1["eval_mean_reward"])
+    assert m1["eval_gain"] == pytest.approx(
+        m1["eval_mean_reward"] - res.iterations[0]["metrics"]["eval_mean_reward"]
+    )

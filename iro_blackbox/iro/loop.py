@@ -508,7 +508,8 @@ class AlignLoop:
             prev = {ex: metrics.mean([_reward(r) for r in rs]) for ex, rs in base.items()}
         else:
             prev = {
-                ex: _value_pick_reward(rs) for ex, rs in self._grouped(t - 1, "eval", "cbs").items()
+                ex: _value_pick_reward(rs)
+                for ex, rs in self._grouped(t - 1, "eval", policy).items()
             }
         return metrics.policy_metrics(
             answers,
