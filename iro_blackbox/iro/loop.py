@@ -160,25 +160,25 @@ class AlignLoop:
     async def run(self) -> RunResult:
         self.train, self.evals = self._load_data()
         grader = self.grader or load_grader(self.cfg.run.grader)
-        check_items = getattr(grader, "check_items", None)
-        if check_items is not None:  # every field the grader reads, before any work
-            check_items([e.data for e in self.train + self.evals])
         self.grader = CachedGrader(grader, self.store)
-        if self.dry_run:
-            return await self._dry_run()
-        if self.executor is None:
-            self.executor = EXECUTORS.get(self.cfg.run.executor).create(
-                self.cfg, self.store, provider=self.provider, cancel_check=self.cancel_check
-            )
-        self.provider = self.executor.driver_provider()
-        try:
+        try:  # a refusal before the first request closes whatever was opened for the run
+            check_items = getattr(grader, "check_items", None)
+            if check_items is not None:  # every field the grader reads, before any work
+                check_items([e.data for e in self.train + self.evals])
+            if self.dry_run:
+                return await self._dry_run()
+            if self.executor is None:
+                self.executor = EXECUTORS.get(self.cfg.run.executor).create(
+                    self.cfg, self.store, provider=self.provider, cancel_check=self.cancel_check
+                )
+            self.provider = self.executor.driver_provider()
             budget = self._check_costs()  # before the run exists: bad prices or budgets
+            created = self.repo.get(self.name) is None
+            self._open_run()
         except BaseException:
-            if self._own_provider:
-                await self.provider.aclose()
+            if not self.dry_run:  # a dry run closes its own
+                await self._close()
             raise
-        created = self.repo.get(self.name) is None
-        self._open_run()
         if budget is not None:
             self.provider.budget = BudgetGuard(  # type: ignore[union-attr]
                 budget,
@@ -213,11 +213,15 @@ class AlignLoop:
             self.repo.set_status(self.run_id, status, str(e)[:2000] or type(e).__name__)
             raise
         finally:
-            if self._own_provider and self.provider is not None:
-                await self.provider.aclose()
-            if self._own_executor:
-                await self.executor.aclose()
-            await self.grader.aclose()
+            await self._close()
+
+    async def _close(self) -> None:
+        """Close the provider and executor the run made, and the grader."""
+        if self._own_provider and self.provider is not None:
+            await self.provider.aclose()
+        if self._own_executor and self.executor is not None:
+            await self.executor.aclose()
+        await self.grader.aclose()
 
     # -- before any paid request: prices, budget, the plan, the API mode ------------------------
     def _check_costs(self) -> Budget | None:
