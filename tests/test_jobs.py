@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -67,13 +66,38 @@ def test_claims_from_many_threads_never_overlap(jobs_db, probe_record):
     assert {j["status"] for j in list_jobs(jobs_db, limit=100)} == {"done"}
 
 
+def heartbeat_ago(db: str, job_id: int, seconds: float) -> None:
+    """Set a running job's last heartbeat `seconds` in the past (a worker that went silent then),
+    instead of waiting for it to go stale."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from iro_blackbox.store.schema import Job, utcnow
+
+    st = open_store(db)
+    try:
+        with st.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+            )
+    finally:
+        st.close()
+
+
+DAY = 86400.0  # a heartbeat written during the test is never this old
+
+
 def test_stale_job_is_reclaimed_and_old_owner_fenced(jobs_db, probe_record):
     q = JobQueue(open_store(jobs_db))
     jid = probe(jobs_db, probe_record)
-    assert q.claim("dead", stale_after=0.3).id == jid
-    assert q.claim("live", stale_after=0.3) is None  # heartbeat still fresh
-    time.sleep(0.5)
-    c = q.claim("live", stale_after=0.3)
+    assert q.claim("dead", stale_after=60).id == jid
+    assert q.claim("live", stale_after=DAY) is None  # heartbeat still fresh
+    heartbeat_ago(jobs_db, jid, 120)  # "dead" stopped heartbeating two minutes ago
+    assert q.claim("live", stale_after=DAY) is None  # not stale by a day's measure
+    c = q.claim("live", stale_after=60)
     assert c is not None and c.id == jid and c.attempt == 2
     hb = q.heartbeat(jid, "dead")
     assert not hb.owned  # the presumed-dead worker learns it lost the job ...
@@ -86,9 +110,9 @@ def test_job_whose_workers_keep_dying_fails(jobs_db, probe_record):
     q = JobQueue(open_store(jobs_db))
     jid = probe(jobs_db, probe_record)
     for i in range(2):
-        assert q.claim(f"w{i}", stale_after=0.2, max_attempts=2) is not None
-        time.sleep(0.3)
-    assert q.claim("w9", stale_after=0.2, max_attempts=2) is None
+        assert q.claim(f"w{i}", stale_after=60, max_attempts=2) is not None
+        heartbeat_ago(jobs_db, jid, 120)  # that worker died
+    assert q.claim("w9", stale_after=60, max_attempts=2) is None
     j = get_job(jid, jobs_db)
     assert j["status"] == "failed" and "worker died 2 times" in j["error"]
     q.retry(jid)

@@ -47,6 +47,7 @@ NOT_RESULTS = frozenset(
         "tpm",
         "device",
         "base_url",
+        "api_key_env",
         "reprobe",
         "executor",
         "ray_address",
@@ -60,6 +61,10 @@ NOT_RESULTS = frozenset(
         "max_output_tokens",
     }
 )
+
+
+# What a resumed run may change: budgets, concurrency and where it runs (not its name or folder).
+RESUMABLE = NOT_RESULTS - {"run_name", "out"}
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -420,3 +425,33 @@ class AlignConfig:
         seed = derive_seed(self.run.seed, seed_tag) % (2**31)
         kw.setdefault("concurrency", self.concurrency)
         return self.search.params(seed, **kw)
+
+
+def resume_config(stored: dict[str, Any], given: dict[str, Any], run: str) -> AlignConfig:
+    """The config a resumed run continues with: its stored options, with the `given` ones that
+    may change on resume (RESUMABLE) applied. A given option that equals the stored one (as the
+    config reads it: --beta 1 is the run's 1.0) is fine; one that would change what the run
+    computes is a ConfigError naming it."""
+    base = AlignConfig.from_dict(dict(stored))
+    was = base.to_dict()
+    d = dict(stored)
+    for k, v in given.items():
+        if v is None:
+            continue
+        now = AlignConfig.from_dict({**stored, k: v}).to_dict()[k]  # a bad value: its own error
+        old = was.get(k)
+        if k in ("data", "eval") and now and old:
+            same = Path(now).resolve() == Path(old).resolve()
+        else:
+            same = now == old
+        if same:
+            continue
+        if k not in RESUMABLE:
+            flag = "DATA" if k == "data" else "--" + k.replace("_", "-")
+            allowed = ", ".join("--" + n.replace("_", "-") for n in sorted(RESUMABLE))
+            raise ConfigError(
+                f"--resume {run}: {flag} {v} differs from the run's {old!r} and would change "
+                f"what it computes; start a new run instead (a resumed run may change only {allowed})"
+            )
+        d[k] = v
+    return AlignConfig.from_dict(d)

@@ -23,10 +23,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from ...credentials import api_key_for
-from ...errors import BudgetExceeded, ConfigError, PermanentError, TransientError
+from ...errors import BudgetExceeded, ConfigError, PermanentError, ProviderError, TransientError
 from ...models import ALIASES
 from ...params import SamplingParams, check_positive_int
 from ...store.cache import RequestCacheStore
@@ -93,21 +94,29 @@ async def _gather_or_stop(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
 class OpenAIProvider:
     """Chunked generation from an OpenAI-compatible HTTP endpoint, every response cached.
 
     Args:
         model: the model name the server knows.
         base_url: endpoint root ending in /v1 (default OpenAI's).
-        api_key: else env OPENAI_API_KEY, else the config file (see iro_blackbox.credentials);
-            local servers need none (a dummy is sent).
+        api_key: else the variable `api_key_env` names, else the config file's entry for
+            `base_url`, else env OPENAI_API_KEY / the config file's api_key, but only for
+            OpenAI's API or a `named_endpoint` (see iro_blackbox.credentials); local servers need
+            none (a dummy is sent).
+        api_key_env: the environment variable holding this endpoint's key.
+        named_endpoint: the user named `base_url` (a command's --base-url); False for endpoints
+            from a grader's spec, which never get OPENAI_API_KEY unless they are OpenAI's.
         store: a Store; responses are cached in its request_cache table, probe results in its
             probes table (None: no cache).
         cache: False = do not read the cache (responses are still written).
         mode: "auto" or a mode of modes.py.
         tokenizer: local model spec whose chat template renders prompts for the completions and
             token-ids modes (default: `model` when it is a local alias such as
-            smollm2-135m-instruct).
+            smollm2-135m-instruct, a .gguf file or a model folder).
         concurrency: HTTP requests in flight at most.
         rpm, tpm: requests / tokens per minute limits (None = none).
         timeout: seconds per HTTP request.
@@ -142,6 +151,8 @@ class OpenAIProvider:
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        api_key_env: str | None = None,
+        named_endpoint: bool = True,
     ):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
@@ -168,7 +179,7 @@ class OpenAIProvider:
         self._policy = retry_policy or RetryPolicy(max_retries=max_retries)
         self._limiter = RateLimiter(rpm, tpm, clock=clock, sleep=self._sleep)
         self._rpm, self._tpm = rpm, tpm
-        key = api_key_for(base_url, api_key)
+        key = api_key_for(base_url, api_key, key_env=api_key_env, named=named_endpoint)
         self._has_key = key is not None
         self._http = HttpClient(base_url, key, self.timeout)
         self._cache = None
@@ -210,6 +221,7 @@ class OpenAIProvider:
             prices=prices,
             budget=budget,
             reprobe=options.reprobe,
+            api_key_env=options.api_key_env,
         )
 
     @property
@@ -221,7 +233,18 @@ class OpenAIProvider:
 
     @staticmethod
     def _alias_tokenizer(model: str) -> str | None:
-        return model if model.lower() in ALIASES else None
+        """The tokenizer `model` carries itself: an alias, a local .gguf file or a model folder
+        (llama.cpp's server names a model by its file path)."""
+        if model.lower() in ALIASES:
+            return model
+        path = Path(model).expanduser()
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            return str(path)
+        if path.is_dir() and (
+            any((path / f).is_file() for f in TOKENIZER_FILES) or any(path.glob("*.gguf"))
+        ):
+            return str(path)
+        return None
 
     def _loop_state(self) -> tuple[asyncio.Semaphore, asyncio.Lock]:
         loop = asyncio.get_running_loop()
@@ -357,13 +380,21 @@ class OpenAIProvider:
                 render = encode = None
                 if self.tokenizer_spec:
                     render, encode = self._render, self._encode
+                earlier = None  # the tokenizer-free results of a probe with another tokenizer
+                if self._probes is not None and not self.reprobe:
+                    earlier = self._probes.latest(self.base_url, self.model_name, PROBE_VERSION)
                 token = _CALL_FAILED.set(None)  # a refused probe must not stop the caller's call
                 try:
                     caps = await Prober(
                         self._try, self.base_url, self.model_name, render, encode
-                    ).run()
+                    ).run(reuse=earlier)
                 finally:
                     _CALL_FAILED.reset(token)
+                if not (caps.get("completions") or caps.get("chat")):
+                    raise ProviderError(  # nothing learnt: nothing stored
+                        f"openai: {self.base_url} answered nothing for model '{self.model_name}' "
+                        f"({'; '.join(caps.get('notes', [])) or 'no reply'})"
+                    )
                 if self._probes is not None:
                     self._probes.put(self._probe_key(), self.base_url, self.model_name, caps)
             for ep, field in ((COMPLETIONS, "completions_n"), (CHAT, "chat_n")):
@@ -916,13 +947,19 @@ def probe_endpoint(
     tokenizer: str | None = None,
     store: Any = None,
     reprobe: bool = False,
+    api_key_env: str | None = None,
 ) -> dict[str, Any]:
     """Probe (or read the stored probe of) an endpoint for a model: what `iro-bb probe` shows.
     Adds "choice_chat" and "choice_text": the mode `auto` takes for chat and for text prompts."""
 
     async def go() -> dict[str, Any]:
         p = OpenAIProvider(
-            model, base_url=base_url, store=store, tokenizer=tokenizer, reprobe=reprobe
+            model,
+            base_url=base_url,
+            store=store,
+            tokenizer=tokenizer,
+            reprobe=reprobe,
+            api_key_env=api_key_env,
         )
         try:
             stored = p.stored_probe() is not None
