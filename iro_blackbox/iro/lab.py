@@ -46,6 +46,7 @@ class Variant:
     tuning: str = "full"  # full | head | top | lora
     loss: str = "mse"  # mse | centered | pairwise | bce
     prefix_mode: str = "chunk"  # which prefixes are trained on: chunk | token | random
+    k_random: int = 4  # prefix_mode="random": interior cut points per response
     cross: int = 0  # grader relabelling: each answer also graded against this many other prompts
     ensemble: int = 1  # models trained with different seeds, their scores averaged
     epochs: int | None = None  # None: the run's --value-epochs
@@ -73,7 +74,7 @@ def parse_variant(text: str) -> Variant:
     for p in parts:
         if "=" in p:
             key, value = p.split("=", 1)
-            if key in ("cross", "ensemble", "epochs"):
+            if key in ("cross", "ensemble", "epochs", "k_random"):
                 kw[key] = int(value)
             elif key == "lr":
                 kw[key] = float(value)
@@ -158,7 +159,7 @@ def train_config(data: LabData, v: Variant, seed: int) -> ValueTrainConfig:
     tcfg = AlignConfig.from_dict(opts).value.train_config(
         seed=seed, chunk_tokens=data.cfg.search.l, device="cpu"
     )
-    changes: dict[str, Any] = {"prefix_mode": v.prefix_mode}
+    changes: dict[str, Any] = {"prefix_mode": v.prefix_mode, "k_random": v.k_random}
     if v.loss == "bce":
         changes["loss"] = "bce"
     if v.lr and v.tuning != "full":
@@ -208,10 +209,17 @@ async def build_model(
     return (models[0] if len(models) == 1 else _Ensemble(models)), info
 
 
-def heldout_examples(data: LabData) -> list[Any]:
-    """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L)."""
+def heldout_examples(data: LabData, per_prompt: int | None = None) -> list[Any]:
+    """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L);
+    `per_prompt`: only the first that many answers of each held-out prompt."""
     tcfg = data.cfg.value.train_config(seed=0, chunk_tokens=data.cfg.search.l, device="cpu")
-    return make_value_examples(data.held, tcfg)
+    held: list[RolloutData] = []
+    count: dict[str, int] = {}
+    for r in data.held:
+        if not per_prompt or count.get(r.prompt, 0) < per_prompt:
+            count[r.prompt] = count.get(r.prompt, 0) + 1
+            held.append(r)
+    return make_value_examples(held, tcfg)
 
 
 def rank(model: Any, examples: list[Any]) -> dict[str, Any]:
@@ -235,9 +243,10 @@ async def run_lab(
     fractions: Sequence[tuple[float, float]] = ((1.0, 1.0),),
     grader: Grader | None = None,
     on_row: Any = None,
+    held_per_prompt: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (variant, prompt fraction, rollout fraction, seed)."""
-    held = heldout_examples(data)
+    held = heldout_examples(data, held_per_prompt)
     rows = []
     for v in variants:
         for pf, rf in fractions:
