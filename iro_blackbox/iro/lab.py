@@ -52,6 +52,10 @@ class Variant:
     epochs: int | None = None  # None: the run's --value-epochs
     lr: float | None = None  # None: the tuning mode's default (full: the run's --value-lr)
     genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
+    twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
+    answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
+    prompt_layer: int = -1  # twotower: hidden layer of the prompt tower
+    hidden: int = 256  # twotower: MLP width
     label: str = field(default="", compare=False)  # as written
 
     @property
@@ -69,13 +73,17 @@ def parse_variant(text: str) -> Variant:
     head = parts.pop(0)
     if head == "genrm-zero":
         kw.update(genrm="zero", backbone="smollm2-135m-instruct")
+    elif head == "twotower":
+        kw.update(twotower=True, backbone="smollm2-135m-instruct")
     else:
         kw["backbone"] = BACKBONES.get(head, head)
     for p in parts:
         if "=" in p:
             key, value = p.split("=", 1)
-            if key in ("cross", "ensemble", "epochs", "k_random"):
+            if key in ("cross", "ensemble", "epochs", "k_random", "hidden"):
                 kw[key] = int(value)
+            elif key in ("al", "pl"):
+                kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
             elif key == "lr":
                 kw[key] = float(value)
             elif key in ("prefix_mode", "model"):
@@ -176,6 +184,18 @@ class _Ensemble:
         scores = [m.score(prompts, partials) for m in self.models]
         return [sum(col) / len(col) for col in zip(*scores, strict=True)]
 
+    def score_cuts(
+        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
+    ) -> list[float]:
+        partials = [a[:c] for a, c in zip(answers, cuts, strict=True)]
+        scores = [
+            m.score_cuts(prompts, answers, cuts)
+            if hasattr(m, "score_cuts")
+            else m.score(prompts, partials)
+            for m in self.models
+        ]
+        return [sum(col) / len(col) for col in zip(*scores, strict=True)]
+
 
 async def build_model(
     data: LabData, v: Variant, train: list[RolloutData], seed: int, grader: Grader | None
@@ -195,6 +215,9 @@ async def build_model(
         more = await relabel(rows, data.items, grader, k=v.cross, seed=seed)
         extra = len(more)
         rows += more
+    if v.twotower:
+        model = _twotower(data, v, rows, seed)
+        return model, {"train_rollouts": len(rows), "relabelled": extra}
     models = []
     info: dict[str, Any] = {}
     for i in range(v.ensemble):
@@ -209,9 +232,49 @@ async def build_model(
     return (models[0] if len(models) == 1 else _Ensemble(models)), info
 
 
-def heldout_examples(data: LabData, per_prompt: int | None = None) -> list[Any]:
+_TOWERS: dict[tuple[str, int, int], Any] = {}
+
+
+def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
+    """Cached towers (one per backbone and layers, shared by every variant and seed), heads
+    trained on their features: one per ensemble member."""
+    import torch
+
+    from ..value.ranking import centered_targets
+    from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, fit_head
+
+    key = (v.backbone, v.prompt_layer, v.answer_layers)
+    if key not in _TOWERS:
+        _TOWERS[key] = Towers(v.backbone, v.prompt_layer, v.answer_layers)
+    towers = _TOWERS[key]
+    tcfg = train_config(data, v, seed)
+    examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
+    prompts = sorted({e.prompt for e in examples})
+    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
+    p = torch.stack([pvec[e.prompt] for e in examples])
+    r = torch.stack([towers.answer_at(rows[e.rollout].response, len(e.partial)) for e in examples])
+    targets = centered_targets(examples) if v.loss == "centered" else [e.target for e in examples]
+    y = torch.tensor(targets, dtype=torch.float32)
+    w = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    members = []
+    for i in range(v.ensemble):
+        cfg = TwoTowerConfig(
+            backbone=v.backbone,
+            prompt_layer=v.prompt_layer,
+            answer_layers=v.answer_layers,
+            hidden=v.hidden,
+            epochs=v.epochs or TwoTowerConfig.epochs,
+            seed=seed * 1000 + i,
+        )
+        head, stats = fit_head(p, r, y, w, cfg)
+        members.append(TwoTowerValue(towers, head, stats))
+    return members[0] if len(members) == 1 else _Ensemble(members)
+
+
+def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list[Any], list[str]]:
     """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L);
-    `per_prompt`: only the first that many answers of each held-out prompt."""
+    `per_prompt`: only the first that many answers of each held-out prompt. Also returns each
+    answer whole, by the examples' rollout index."""
     tcfg = data.cfg.value.train_config(seed=0, chunk_tokens=data.cfg.search.l, device="cpu")
     held: list[RolloutData] = []
     count: dict[str, int] = {}
@@ -219,11 +282,20 @@ def heldout_examples(data: LabData, per_prompt: int | None = None) -> list[Any]:
         if not per_prompt or count.get(r.prompt, 0) < per_prompt:
             count[r.prompt] = count.get(r.prompt, 0) + 1
             held.append(r)
-    return make_value_examples(held, tcfg)
+    return make_value_examples(held, tcfg), [r.response for r in held]
 
 
-def rank(model: Any, examples: list[Any]) -> dict[str, Any]:
-    pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
+def rank(model: Any, examples: list[Any], answers: Sequence[str] | None = None) -> dict[str, Any]:
+    """Ranking metrics of `model` on the held-out prefixes; `answers`: each example's whole
+    answer (by its rollout index), for models that read prefixes from one pass per answer."""
+    if answers is not None and hasattr(model, "score_cuts"):
+        pred = model.score_cuts(
+            [e.prompt for e in examples],
+            [answers[e.rollout] for e in examples],
+            [len(e.partial) for e in examples],
+        )
+    else:
+        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
     m = ranking_metrics(
         pred,
         [e.target for e in examples],
@@ -246,7 +318,7 @@ async def run_lab(
     held_per_prompt: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (variant, prompt fraction, rollout fraction, seed)."""
-    held = heldout_examples(data, held_per_prompt)
+    held, answers = heldout_examples(data, held_per_prompt)
     rows = []
     for v in variants:
         for pf, rf in fractions:
@@ -256,7 +328,7 @@ async def run_lab(
                 model, info = await build_model(data, v, train, seed, grader)
                 trained = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                m = rank(model, held)
+                m = rank(model, held, answers)
                 row = {
                     "variant": v.name,
                     "spec": {k: x for k, x in asdict(v).items() if k != "label"},

@@ -1,0 +1,187 @@
+"""A two-tower value model: the prompt and the partial answer are read by separate towers and
+meet in a small MLP.
+
+    V(x, y<=i) = MLP([p(x), r(y<=i), p(x) * r(y<=i)])
+
+p(x): the prompt tower, a decoder LM's mean hidden state over the prompt at layer `prompt_layer`
+(computed once per prompt, so it can be deep). r(y<=i): the answer tower, the mean hidden state
+of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
+embeddings alone: a cased bag of tokens). The answer tower never sees the prompt, so:
+- every prefix of an answer comes from ONE causal pass over the answer (running means), and the
+  answer features of a search step cost a shallow pass over the new chunk only;
+- features of (prompt, answer) pairs that were never sampled together are free, so grader
+  relabelling (iro/relabel.py) can pair every answer with many prompts for the cost of grading.
+The MLP is the only trained part: seconds on cached features.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """What the towers read and how the head is trained."""
+
+    backbone: str = "smollm2-135m-instruct"  # a decoder LM (alias, folder or .gguf)
+    prompt_layer: int = -1  # hidden layer of the prompt tower (-1: the last)
+    answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
+    hidden: int = 256  # MLP width
+    epochs: int = 60  # passes over the cached features
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.1
+    seed: int = 0
+
+
+class Towers:
+    """The frozen feature extractors (shared by every head trained on them)."""
+
+    def __init__(self, backbone: str, prompt_layer: int = -1, answer_layers: int = 4):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers import AutoModel, AutoTokenizer  # heavy
+
+        from ..providers.hf.loading import plain_model_folder  # GGUF: the dequantized cache
+
+        path = plain_model_folder(backbone)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.lm = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+        self.prompt_layer = prompt_layer
+        self.answer_layers = answer_layers
+        self.dim = int(self.lm.config.hidden_size)
+        self._tables: dict[str, tuple[list[int], torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def prompts(self, texts: Sequence[str], batch: int = 16) -> torch.Tensor:
+        """[n, d]: mean hidden state at prompt_layer over each prompt's tokens."""
+        out = []
+        for i in range(0, len(texts), batch):
+            enc = self.tokenizer(list(texts[i : i + batch]), return_tensors="pt", padding=True)
+            hs = self.lm(**enc, output_hidden_states=True).hidden_states[self.prompt_layer]
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            out.append((hs * m).sum(1) / m.sum(1).clamp(min=1))
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+    @torch.no_grad()
+    def _answer_states(self, ids: list[int]) -> torch.Tensor:
+        """[len(ids), d]: per-token states after `answer_layers` layers (causal)."""
+        x = torch.tensor([ids])
+        if self.answer_layers == 0:
+            return self.lm.get_input_embeddings()(x)[0]
+        hs = self.lm(input_ids=x, output_hidden_states=True).hidden_states
+        return hs[self.answer_layers][0]
+
+    def answer_table(self, text: str) -> tuple[list[int], torch.Tensor]:
+        """(token end offsets, [n_tokens, d] running mean of the answer's token states)."""
+        key = text
+        hit = self._tables.get(key)
+        if hit is not None:
+            return hit
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, ends = enc["input_ids"], [int(e) for _, e in enc["offset_mapping"]]
+        if ids:
+            states = self._answer_states(ids)
+            run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
+        else:
+            run = torch.zeros(0, self.dim)
+        self._tables[key] = (ends, run)
+        return ends, run
+
+    def answer_at(self, text: str, cut: int) -> torch.Tensor:
+        """The answer tower's features of text[:cut] (the empty prefix: zeros), read from one
+        causal pass over the whole text."""
+        ends, run = self.answer_table(text)
+        n = sum(1 for e in ends if e <= cut)
+        return run[n - 1] if n else torch.zeros(self.dim)
+
+
+class Head(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(3 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([p, r, p * r], dim=-1)).squeeze(-1)
+
+
+def fit_head(
+    p: torch.Tensor,
+    r: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor | None,
+    cfg: TwoTowerConfig,
+) -> tuple[Head, dict[str, Any]]:
+    """Train the MLP on cached features (p, r rows aligned with targets y); features and targets
+    standardised, the statistics kept with the head."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    stats = {
+        "p_mean": p.mean(0), "p_std": p.std(0).clamp(min=1e-4),
+        "r_mean": r.mean(0), "r_std": r.std(0).clamp(min=1e-4),
+        "y_mean": float(y.mean()), "y_std": float(y.std().clamp(min=1e-4)),
+    }  # fmt: skip
+    pn = (p - stats["p_mean"]) / stats["p_std"]
+    rn = (r - stats["r_mean"]) / stats["r_std"]
+    yn = (y - stats["y_mean"]) / stats["y_std"]
+    w = torch.ones_like(y) if w is None else w
+    head = Head(p.shape[1], cfg.hidden, cfg.dropout)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n, bs = len(y), 256
+    head.train()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, bs):
+            idx = order[i : i + bs]
+            loss = (w[idx] * (head(pn[idx], rn[idx]) - yn[idx]) ** 2).sum() / w[idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    head.eval()
+    return head, stats
+
+
+class TwoTowerValue:
+    """Towers + a trained head: `score(prompts, partials)` in reward units."""
+
+    def __init__(self, towers: Towers, head: Head, stats: dict[str, Any]):
+        self.towers, self.head, self.stats = towers, head, stats
+        self.tokenizer = towers.tokenizer
+        self._prompt_cache: dict[str, torch.Tensor] = {}
+
+    def _p(self, prompts: Sequence[str]) -> torch.Tensor:
+        new = sorted({p for p in prompts if p not in self._prompt_cache})
+        if new:
+            for p, v in zip(new, self.towers.prompts(new), strict=True):
+                self._prompt_cache[p] = v
+        return torch.stack([self._prompt_cache[p] for p in prompts])
+
+    @torch.no_grad()
+    def score_features(self, p: torch.Tensor, r: torch.Tensor) -> list[float]:
+        s = self.stats
+        out = self.head((p - s["p_mean"]) / s["p_std"], (r - s["r_mean"]) / s["r_std"])
+        return (out * s["y_std"] + s["y_mean"]).tolist()
+
+    def score_cuts(
+        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
+    ) -> list[float]:
+        """Values of answers[i][:cuts[i]]: one answer-tower pass per distinct answer."""
+        if not prompts:
+            return []
+        p = self._p(prompts)
+        r = torch.stack([self.towers.answer_at(a, c) for a, c in zip(answers, cuts, strict=True)])
+        return self.score_features(p, r)
+
+    def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
+        if not prompts:
+            return []
+        p = self._p(prompts)
+        r = torch.stack([self.towers.answer_at(x, len(x)) for x in partials])
+        return self.score_features(p, r)
