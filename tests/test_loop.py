@@ -346,3 +346,24 @@ def test_a_run_refused_before_its_first_request_closes_what_it_opened(
     finally:
         EXECUTORS.unregister("closing-test")
         store.close()
+
+
+def test_two_tower_value_models_train_steer_and_reload(files, tmp_path, tiny_bert_dir, tiny_lm_dir):
+    """--value-model twotower through the whole loop (tiny random Llama towers), with grader
+    relabelling: V_t trained, saved, used by the search, loaded again on a re-run."""
+    cfg = config(files, tmp_path, tiny_bert_dir, name="towers").replace(
+        value_model="twotower", tower_backbone=str(tiny_lm_dir), answer_layers=1, value_relabel=2
+    )
+    db = str(tmp_path / "towers.db")
+    trainer = RecordingTrainer(cfg)
+    res = run_loop(cfg, db, FakeProvider(), trainer)
+    assert trainer.trained == [1, 2] and res.metrics["iro_mean_reward"] is not None
+    assert (res.out_dir / "value" / "v1" / "twotower.json").is_file()
+    s1, m1 = scores(db, "towers", 1, "eval", "cbs")
+    value = m1["value"]
+    # each sampled answer also graded for 2 other prompts: 3x the rollouts of the iteration
+    assert value["relabelled"] == 2 * len(TRAIN) * 4  # 4 = W*K samples per prompt
+    assert value["n_examples"] > 0 and value["val_pairs"] >= 0 and "gate" in value
+    again = RecordingTrainer(cfg)
+    res2 = run_loop(cfg, db, FakeProvider(), again)
+    assert again.trained == [] and len(again.loaded) == 2 and res2.metrics == res.metrics

@@ -30,6 +30,7 @@ from ..value.config import PRECISIONS, TUNINGS, ValueConfig, ValueTrainConfig
 REWEIGHTS = ("best", "resample")
 POLICIES = ("cbs", "rerank")
 VALUE_DATA = ("all", "selected")
+VALUE_MODELS = ("finetune", "twotower")
 VALUE_LOSSES = ("mse", "centered", "pairwise")  # bce stays a library option (rewards in [0, 1])
 
 # Options that do not change what a run computes: they may differ when a run is resumed or its
@@ -250,9 +251,23 @@ class SearchOptions:
 
 @dataclass
 class ValueOptions:
+    value_model: str = option(
+        "Value-model kind: finetune (a backbone + scalar head reading prompt + partial answer, "
+        "trained as --value-tuning says) | twotower (a prompt tower and an answer tower of a "
+        "frozen decoder meeting in a trained MLP: seconds to train, answers relabelled for free).",
+        default="finetune",
+    )
     value_backbone: str = option(
         "Value-model backbone: alias (minilm-l6), folder or hub id.",
         default=DEFAULT_VALUE_BACKBONE,
+    )
+    tower_backbone: str = option(
+        "--value-model twotower: the decoder both towers read with (alias, folder or .gguf).",
+        default="smollm2-135m-instruct",
+    )
+    answer_layers: int = option(
+        "--value-model twotower: layers of the answer tower (0: token embeddings only).",
+        default=4,
     )
     value_tuning: str = option("Value-model tuning: full | head | top | lora.", default="full")
     value_epochs: int = option(
@@ -291,6 +306,13 @@ class ValueOptions:
         _choice("value_tuning", self.value_tuning, TUNINGS)
         _choice("value_loss", self.value_loss, VALUE_LOSSES)
         _choice("value_data", self.value_data, VALUE_DATA)
+        _choice("value_model", self.value_model, VALUE_MODELS)
+        if (
+            isinstance(self.answer_layers, bool)
+            or not isinstance(self.answer_layers, int)
+            or (self.answer_layers < 0)
+        ):
+            raise ConfigError(f"answer_layers must be an integer >= 0, got {self.answer_layers!r}")
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
         if (

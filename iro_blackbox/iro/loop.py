@@ -471,6 +471,8 @@ class AlignLoop:
             self.trainer, data, t, warm, prev.path if prev else None, path
         )
         m = _jsonable(m)
+        if len(data) > originals:
+            m["relabelled"] = len(data) - originals
         held = self._heldout_answers(t)
         rank = getattr(self.trainer, "rank", None)
         if held and rank is not None:

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
+
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
@@ -90,6 +92,8 @@ class Towers:
             run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
         else:
             run = torch.zeros(0, self.dim)
+        if len(self._tables) >= MAX_TABLES:  # oldest first: a search's earlier steps
+            self._tables.pop(next(iter(self._tables)))
         self._tables[key] = (ends, run)
         return ends, run
 
@@ -185,3 +189,82 @@ class TwoTowerValue:
         p = self._p(prompts)
         r = torch.stack([self.towers.answer_at(x, len(x)) for x in partials])
         return self.score_features(p, r)
+
+
+_SHARED: dict[tuple[str, int, int], Towers] = {}
+FORMAT = "iro-bb/two-tower-value"
+
+
+def shared_towers(backbone: str, prompt_layer: int, answer_layers: int) -> Towers:
+    """One frozen Towers per (backbone, layers) in this process: V_1..V_T share it."""
+    key = (backbone, prompt_layer, answer_layers)
+    if key not in _SHARED:
+        _SHARED[key] = Towers(backbone, prompt_layer, answer_layers)
+    return _SHARED[key]
+
+
+def save_two_tower(model: TwoTowerValue, cfg: TwoTowerConfig, path: str | os.PathLike) -> None:
+    """twotower.json (format, config) + head.safetensors (MLP weights and feature statistics)."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"head.{k}": v.contiguous() for k, v in model.head.state_dict().items()}
+    for k in ("p_mean", "p_std", "r_mean", "r_std"):
+        tensors[f"stats.{k}"] = model.stats[k].contiguous()
+    save_file(tensors, str(out / "head.safetensors"))
+    meta = {"format": FORMAT, "config": asdict(cfg),
+            "y_mean": model.stats["y_mean"], "y_std": model.stats["y_std"]}  # fmt: skip
+    (out / "twotower.json").write_text(json.dumps(meta, indent=2))
+
+
+def is_two_tower(path: str | os.PathLike) -> bool:
+    from pathlib import Path
+
+    return (Path(path) / "twotower.json").is_file()
+
+
+def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..errors import InputError
+
+    folder = Path(path)
+    meta = json.loads((folder / "twotower.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
+    cfg = TwoTowerConfig(**meta["config"])
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    tensors = load_file(str(folder / "head.safetensors"))
+    head = Head(towers.dim, cfg.hidden, cfg.dropout)
+    head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+    head.eval()
+    stats: dict[str, Any] = {k[6:]: v for k, v in tensors.items() if k.startswith("stats.")}
+    stats.update(y_mean=meta["y_mean"], y_std=meta["y_std"])
+    return TwoTowerValue(towers, head, stats)
+
+
+def train_two_tower(
+    examples: Sequence[Any],
+    rollouts: Sequence[Any],
+    train_idx: Sequence[int],
+    cfg: TwoTowerConfig,
+) -> TwoTowerValue:
+    """Fit the head on examples[train_idx] (ValueExamples whose `rollout` indexes `rollouts`)."""
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    rows = [examples[i] for i in train_idx]
+    prompts = sorted({e.prompt for e in rows})
+    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
+    p = torch.stack([pvec[e.prompt] for e in rows])
+    r = torch.stack([towers.answer_at(rollouts[e.rollout].response, len(e.partial)) for e in rows])
+    y = torch.tensor([e.target for e in rows], dtype=torch.float32)
+    w = torch.tensor([e.weight for e in rows], dtype=torch.float32)
+    head, stats = fit_head(p, r, y, w, cfg)
+    return TwoTowerValue(towers, head, stats)
