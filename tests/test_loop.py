@@ -265,7 +265,9 @@ def test_a_value_model_the_gate_rejects_never_steers(files, tmp_path, tiny_bert_
     cfg = config(files, tmp_path, tiny_bert_dir, name="gated")
     trainer = GatedTrainer(cfg, reject={1})
     db = str(tmp_path / "gated.db")
-    run_loop(cfg, db, FakeProvider(), trainer)
+    res = run_loop(cfg, db, FakeProvider(), trainer)
+    report = (res.out_dir / "report.html").read_text()
+    assert "V_1 is NOT used (pi_t = pi_{t-1}): test verdict" in report
     # V_1 rejected: V_2 is checked against no value model in use, not against V_1
     assert trainer.gated == [(1, 0), (2, 0)]
     s1, m1 = scores(db, "gated", 1, "eval", "cbs")
