@@ -149,7 +149,7 @@ def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir, tiny_lm_
     variants = [
         parse_variant(str(tiny_bert_dir)),
         parse_variant(f"{tiny_bert_dir}:head:cross=2"),
-        parse_variant(f"twotower:model={tiny_lm_dir}:al=1:cross=2:epochs=3:ensemble=2"),
+        parse_variant(f"twotower:model={tiny_lm_dir}:al=1:cross=2:steps=20:ensemble=2"),
     ]
     rows = asyncio.run(
         run_lab(
@@ -185,7 +185,7 @@ def test_two_tower_scores_a_prefix_as_its_one_pass_over_the_whole_answer(tiny_lm
     cuts = [0, 9, 21, len(answer)]  # token boundaries, as prefixes are cut
     p = towers.prompts(["Use the word river."] * len(cuts))
     r = torch.stack([towers.answer_at(answer, c) for c in cuts])
-    head, stats = fit_head(p, r, torch.tensor([0.0, 0.2, 0.5, 1.0]), None, TwoTowerConfig(epochs=5))
+    head, stats = fit_head(p, r, torch.tensor([0.0, 0.2, 0.5, 1.0]), None, TwoTowerConfig(steps=5))
     model = TwoTowerValue(towers, head, stats)
     whole = model.score_cuts(["Use the word river."] * 4, [answer] * 4, cuts)
     alone = model.score(["Use the word river."] * 4, [answer[:c] for c in cuts])

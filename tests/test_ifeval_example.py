@@ -46,7 +46,7 @@ def test_ifeval_grader_scores_the_share_of_instructions_followed():
             "The Sea, wide and blue",  # neither
             "",  # an empty answer follows nothing (IFEval's strict rule)
             '"<<Sea>> the sea is calm"',  # both
-            '<<Sea>> the sea is calm',  # title only
+            "<<Sea>> the sea is calm",  # title only
             "Golden leaves fall before the harvest.",
             "Golden leaves fall.",
         ],

@@ -50,6 +50,7 @@ class Variant:
     cross: int = 0  # grader relabelling: each answer also graded against this many other prompts
     ensemble: int = 1  # models trained with different seeds, their scores averaged
     epochs: int | None = None  # None: the run's --value-epochs
+    steps: int | None = None  # twotower: optimizer steps of the head (None: its default)
     lr: float | None = None  # None: the tuning mode's default (full: the run's --value-lr)
     genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
     twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
@@ -80,7 +81,7 @@ def parse_variant(text: str) -> Variant:
     for p in parts:
         if "=" in p:
             key, value = p.split("=", 1)
-            if key in ("cross", "ensemble", "epochs", "k_random", "hidden"):
+            if key in ("cross", "ensemble", "epochs", "k_random", "hidden", "steps"):
                 kw[key] = int(value)
             elif key in ("al", "pl"):
                 kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
@@ -263,7 +264,7 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
             prompt_layer=v.prompt_layer,
             answer_layers=v.answer_layers,
             hidden=v.hidden,
-            epochs=v.epochs or TwoTowerConfig.epochs,
+            steps=v.steps or TwoTowerConfig.steps,
             seed=seed * 1000 + i,
         )
         head, stats = fit_head(p, r, y, w, cfg)

@@ -35,7 +35,7 @@ class TwoTowerConfig:
     prompt_layer: int = -1  # hidden layer of the prompt tower (-1: the last)
     answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
     hidden: int = 256  # MLP width
-    epochs: int = 60  # passes over the cached features
+    steps: int = 2000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     dropout: float = 0.1
@@ -140,14 +140,18 @@ def fit_head(
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n, bs = len(y), 256
     head.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=gen)
-        for i in range(0, n, bs):
-            idx = order[i : i + bs]
-            loss = (w[idx] * (head(pn[idx], rn[idx]) - yn[idx]) ** 2).sum() / w[idx].sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    order, at = torch.randperm(n, generator=gen), 0
+    for _ in range(cfg.steps):
+        if at >= n:
+            order, at = torch.randperm(n, generator=gen), 0
+        idx = order[at : at + bs]
+        at += bs
+        loss = (w[idx] * (head(pn[idx], rn[idx]) - yn[idx]) ** 2).sum() / w[idx].sum().clamp(
+            min=1e-8
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     head.eval()
     return head, stats
 
