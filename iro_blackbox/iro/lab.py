@@ -239,10 +239,10 @@ _TOWERS: dict[tuple[str, int, int], Any] = {}
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
     """Cached towers (one per backbone and layers, shared by every variant and seed), heads
     trained on their features: one per ensemble member."""
-    import torch
 
     from ..value.ranking import centered_targets
-    from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, fit_head
+    from ..value.train import split_examples
+    from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, features, fit_head
 
     key = (v.backbone, v.prompt_layer, v.answer_layers)
     if key not in _TOWERS:
@@ -250,13 +250,12 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     towers = _TOWERS[key]
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
-    prompts = sorted({e.prompt for e in examples})
-    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
-    p = torch.stack([pvec[e.prompt] for e in examples])
-    r = torch.stack([towers.answer_at(rows[e.rollout].response, len(e.partial)) for e in examples])
-    targets = centered_targets(examples) if v.loss == "centered" else [e.target for e in examples]
-    y = torch.tensor(targets, dtype=torch.float32)
-    w = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    if v.loss == "centered":
+        centered = centered_targets(examples)
+        examples = [e._replace(target=c) for e, c in zip(examples, centered, strict=True)]
+    fit, stop, _ = split_examples(examples, tcfg)  # early stopping on held-apart prompts
+    p, r, y, w = features(towers, [examples[i] for i in fit], rows)
+    pv, rv, yv, _ = features(towers, [examples[i] for i in stop], rows)
     members = []
     for i in range(v.ensemble):
         cfg = TwoTowerConfig(
@@ -267,7 +266,7 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
             steps=v.steps or TwoTowerConfig.steps,
             seed=seed * 1000 + i,
         )
-        head, stats = fit_head(p, r, y, w, cfg)
+        head, stats = fit_head(p, r, y, w, cfg, (pv, rv, yv) if stop else None)
         members.append(TwoTowerValue(towers, head, stats))
     return members[0] if len(members) == 1 else _Ensemble(members)
 

@@ -99,7 +99,13 @@ class DefaultValueTrainer:
         examples = make_value_examples(rollouts, tcfg, tokenizer=towers.tokenizer)
         train_idx, val_idx, split_by = split_examples(examples, tcfg)
         t0 = time.perf_counter()
-        model = train_two_tower(examples, rollouts, train_idx, cfg)
+        # the head's stopping point is picked on prompts of its own training part, so the
+        # validation prompts (the gate's) are never fit in any way
+        inner = [examples[i] for i in train_idx]
+        fit, stop, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
+        model = train_two_tower(
+            examples, rollouts, [train_idx[i] for i in fit], cfg, [train_idx[i] for i in stop]
+        )
         metrics: dict[str, Any] = {
             "n_examples": len(examples),
             "n_train": len(train_idx),

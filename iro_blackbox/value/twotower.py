@@ -16,6 +16,7 @@ The MLP is the only trained part: seconds on cached features.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+EVAL_EVERY = 100  # steps between validation checks of fit_head
 MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
 
 
@@ -122,9 +124,11 @@ def fit_head(
     y: torch.Tensor,
     w: torch.Tensor | None,
     cfg: TwoTowerConfig,
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Head, dict[str, Any]]:
     """Train the MLP on cached features (p, r rows aligned with targets y); features and targets
-    standardised, the statistics kept with the head."""
+    standardised, the statistics kept with the head. `val` (p, r, y of held-apart prompts): the
+    weights with the lowest validation MSE, checked every EVAL_EVERY steps, are kept."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     stats = {
@@ -141,6 +145,11 @@ def fit_head(
     n, bs = len(y), 256
     head.train()
     order, at = torch.randperm(n, generator=gen), 0
+    step, best = 0, (float("inf"), None)
+    if val is not None:
+        pv = (val[0] - stats["p_mean"]) / stats["p_std"]
+        rv = (val[1] - stats["r_mean"]) / stats["r_std"]
+        yv = (val[2] - stats["y_mean"]) / stats["y_std"]
     for _ in range(cfg.steps):
         if at >= n:
             order, at = torch.randperm(n, generator=gen), 0
@@ -152,6 +161,16 @@ def fit_head(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        step += 1
+        if val is not None and step % EVAL_EVERY == 0:
+            head.eval()
+            with torch.no_grad():
+                got = float(((head(pv, rv) - yv) ** 2).mean())
+            head.train()
+            if got < best[0]:
+                best = (got, copy.deepcopy(head.state_dict()))
+    if best[1] is not None:
+        head.load_state_dict(best[1])
     head.eval()
     return head, stats
 
@@ -255,20 +274,34 @@ def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
     return TwoTowerValue(towers, head, stats)
 
 
+def features(
+    towers: Towers, examples: Sequence[Any], rollouts: Sequence[Any]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(p, r, y, w) of ValueExamples whose `rollout` indexes `rollouts`."""
+    prompts = sorted({e.prompt for e in examples})
+    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
+    p = torch.stack([pvec[e.prompt] for e in examples])
+    r = torch.stack(
+        [towers.answer_at(rollouts[e.rollout].response, len(e.partial)) for e in examples]
+    )
+    y = torch.tensor([e.target for e in examples], dtype=torch.float32)
+    w = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    return p, r, y, w
+
+
 def train_two_tower(
     examples: Sequence[Any],
     rollouts: Sequence[Any],
     train_idx: Sequence[int],
     cfg: TwoTowerConfig,
+    val_idx: Sequence[int] = (),
 ) -> TwoTowerValue:
-    """Fit the head on examples[train_idx] (ValueExamples whose `rollout` indexes `rollouts`)."""
+    """Fit the head on examples[train_idx], keeping the weights best on examples[val_idx]."""
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
-    rows = [examples[i] for i in train_idx]
-    prompts = sorted({e.prompt for e in rows})
-    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
-    p = torch.stack([pvec[e.prompt] for e in rows])
-    r = torch.stack([towers.answer_at(rollouts[e.rollout].response, len(e.partial)) for e in rows])
-    y = torch.tensor([e.target for e in rows], dtype=torch.float32)
-    w = torch.tensor([e.weight for e in rows], dtype=torch.float32)
-    head, stats = fit_head(p, r, y, w, cfg)
+    p, r, y, w = features(towers, [examples[i] for i in train_idx], rollouts)
+    val = None
+    if val_idx:
+        pv, rv, yv, _ = features(towers, [examples[i] for i in val_idx], rollouts)
+        val = (pv, rv, yv)
+    head, stats = fit_head(p, r, y, w, cfg, val)
     return TwoTowerValue(towers, head, stats)

