@@ -103,6 +103,11 @@ def main():
         "dtype": cfg.get("dtype") or "auto",
         "seed": cfg.get("seed", 0),
         "enable_prefix_caching": True,
+        # Off on CPU builds: a prompt prefilled in pieces has the token sampled after a partial
+        # piece discarded, and for a seeded request vLLM then rewinds its generator's offset,
+        # which a CPU torch.Generator does not have ("CPU Generator does not use offset": the
+        # engine dies). Whole prompts in one step never discard a token, so seeds keep working.
+        "enable_chunked_prefill": bool(cfg.get("chunked_prefill", True)),
         "enforce_eager": bool(cfg.get("enforce_eager")),
         "tensor_parallel_size": cfg.get("tensor_parallel_size", 1),
         # whole prompts only: vLLM discards the token it sampled for a request whose prompt was
@@ -133,7 +138,10 @@ def main():
             result = ops[msg["op"]](llm, msg, SamplingParams, TokensPrompt)
             _send(out, {"id": msg.get("id"), **result})
         except Exception as e:  # noqa: BLE001 - one failed call, the engine keeps serving
-            _send(out, {"id": msg.get("id"), "error": _one_line(e)})
+            dead = type(e).__name__ == "EngineDeadError"  # vLLM's engine core is gone
+            _send(out, {"id": msg.get("id"), "error": _one_line(e), "fatal": dead})
+            if dead:
+                return 5
     return 0
 
 
