@@ -58,6 +58,10 @@ class Towers:
         self.lm = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
         self.prompt_layer = prompt_layer
         self.answer_layers = answer_layers
+        # the answer tower: the same weights, only the first `answer_layers` layers run
+        self.answer_lm = copy.copy(self.lm)
+        self.answer_lm._modules = dict(self.lm._modules)  # its own module table, shared weights
+        self.answer_lm.layers = nn.ModuleList(list(self.lm.layers[:answer_layers]))
         self.dim = int(self.lm.config.hidden_size)
         self._tables: dict[str, tuple[list[int], torch.Tensor]] = {}
 
@@ -78,8 +82,7 @@ class Towers:
         x = torch.tensor([ids])
         if self.answer_layers == 0:
             return self.lm.get_input_embeddings()(x)[0]
-        hs = self.lm(input_ids=x, output_hidden_states=True).hidden_states
-        return hs[self.answer_layers][0]
+        return self.answer_lm(input_ids=x, use_cache=False).last_hidden_state[0]
 
     def answer_table(self, text: str) -> tuple[list[int], torch.Tensor]:
         """(token end offsets, [n_tokens, d] running mean of the answer's token states)."""
