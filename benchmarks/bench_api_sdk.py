@@ -158,6 +158,11 @@ def summary(runs: list[dict]) -> dict:
         "requests_per_s_median": round(statistics.median(rps), 2),
         "requests_per_s_each": [round(x, 2) for x in rps],
         "completion_tokens_per_s_median": round(statistics.median(tps), 1),
+        # sampled text can differ between two runs of the same seeded request on llama.cpp (its
+        # logits depend on which prefix it reused), so the work is shown beside the rate
+        "completion_tokens_per_request": round(
+            sum(r["completion_tokens"] for r in runs) / sum(r["requests"] for r in runs), 2
+        ),
         "requests": runs[0]["requests"],
         "retries": sum(r["retries"] for r in runs),
         "openai_sdk_loaded": runs[0]["openai_sdk_loaded"],
