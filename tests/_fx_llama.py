@@ -1,8 +1,12 @@
 """A real OpenAI-compatible server: llama-cpp-python's server serving the shipped SmolLM2 GGUF on
-127.0.0.1, started once per test session (only by tests that ask for it)."""
+127.0.0.1, started once per test session (only by tests that ask for it).
+
+A missing install fails the tests that need it, with the command that installs it: a skip would
+let CI pass without ever running them."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import subprocess
@@ -25,6 +29,21 @@ class LlamaServer:
     log: Path
 
 
+SETUP_HINT = "run `bash scripts/setup.sh all` (it installs what the whole test suite needs)"
+
+
+def require_module(name: str, what: str) -> None:
+    """Fail (never skip) the test that needs `name` when it cannot be imported: one clear line
+    saying what is missing and how to install it."""
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        pytest.fail(
+            f"{what} is not installed ({name} cannot be imported: {e}); {SETUP_HINT}",
+            pytrace=False,
+        )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -33,7 +52,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    require_module(
+        "llama_cpp.server", "llama-cpp-python[server] 0.3.36 (built portable, see scripts/setup.sh)"
+    )
     from iro_blackbox.models import resolve_model
 
     rm = resolve_model(MODEL_ALIAS)

@@ -1,13 +1,15 @@
 """A Ray cluster simulated in one process tree (ray.cluster_utils.Cluster): a head that runs
 nothing and three one-CPU nodes, so a worker lost with a removed node has somewhere to restart.
 Started once per test module that asks for it; RAY_AUTH_MODE=disabled; never `ray stop` (it kills
-every Ray process on the machine)."""
+every Ray process on the machine). Without Ray installed the tests that need it fail with the
+command that installs it, never skip."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from _fx_llama import require_module
 
 STORE_MB = 150 * 2**20
 
@@ -15,7 +17,8 @@ STORE_MB = 150 * 2**20
 @pytest.fixture(scope="module")
 def ray_cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'iro-bb[ray]')")
+    require_module("ray", "Ray (pip install 'iro-bb[ray]')")
+    import ray
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(

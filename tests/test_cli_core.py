@@ -153,3 +153,22 @@ def test_version_and_bare_command():
     r = subprocess.run([console_script(), "runs"], capture_output=True, text=True, timeout=60)
     help_text = r.stdout + r.stderr  # the group's help (rich prints it to stdout)
     assert r.returncode == 2 and "list" in help_text and "Traceback" not in help_text
+
+
+def test_eval_checks_its_output_paths_before_any_work(tmp_path, capsys):
+    data = tmp_path / "t.jsonl"
+    data.write_text('{"prompt": "hi"}\n')
+    db = str(tmp_path / "e.db")
+    base = ["eval", str(data), "--run", "no-such-run", "--db", db]
+    cases = [
+        (["--json", str(tmp_path / "missing" / "e.json")], "does not exist"),
+        (["--json", str(tmp_path)], "is a folder"),
+        (["--budgets", "2", "--plot", str(tmp_path / "nope" / "c.png")], "--plot"),
+    ]
+    for extra, needle in cases:
+        code = main([*base, *extra])
+        err = capsys.readouterr().err
+        errors = [x for x in err.splitlines() if x.startswith("error")]
+        # refused before the run is even looked up (no "no run named" error)
+        assert code != 0 and len(errors) == 1 and needle in errors[0], err
+        assert "Traceback" not in err

@@ -139,7 +139,7 @@ def test_subsample_takes_shares_of_prompts_and_rollouts():
     assert len({r.prompt for r in quarter}) == 8 and len(quarter) == 8
 
 
-def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir):
+def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir, tiny_lm_dir):
     rollouts, items = task(8, 4, seed=0)
     held, _ = task(4, 4, seed=9)
     cfg = AlignConfig.from_dict(
@@ -149,6 +149,7 @@ def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir):
     variants = [
         parse_variant(str(tiny_bert_dir)),
         parse_variant(f"{tiny_bert_dir}:head:cross=2"),
+        parse_variant(f"twotower:model={tiny_lm_dir}:al=1:cross=2:steps=20:ensemble=2"),
     ]
     rows = asyncio.run(
         run_lab(
@@ -159,11 +160,34 @@ def test_lab_trains_each_variant_per_seed_and_summarizes(tiny_bert_dir):
             grader=FnGrader(uses_word),
         )
     )
-    assert len(rows) == 2 * 2 * 2
+    assert len(rows) == 3 * 2 * 2
     assert all(r["heldout_pairs"] == rows[0]["heldout_pairs"] > 0 for r in rows)
     crossed = [r for r in rows if r["spec"]["cross"] == 2]
+    assert len(crossed) == 8
     assert all(r["relabelled"] == 2 * r["train_rollouts"] / 3 for r in crossed)
+    tower = [r for r in rows if r["spec"]["twotower"]]
+    assert len({r["heldout_accuracy"] for r in tower}) > 1  # seeds and data sizes differ
     summary = summarize(rows)
-    assert len(summary) == 4 and all(s["seeds"] == 2 for s in summary)
+    assert len(summary) == 6 and all(s["seeds"] == 2 for s in summary)
     for s in summary:
         assert 0.0 <= s["heldout_accuracy"]["mean"] <= 1.0 and s["heldout_accuracy"]["sd"] >= 0
+
+
+def test_two_tower_scores_a_prefix_as_its_one_pass_over_the_whole_answer(tiny_lm_dir):
+    """The answer tower reads every prefix of an answer from one causal pass: a prefix scored on
+    its own text gives the same value."""
+    import torch
+
+    from iro_blackbox.value.twotower import Towers, TwoTowerConfig, TwoTowerValue, fit_head
+
+    towers = Towers(str(tiny_lm_dir), answer_layers=1)
+    answer = "The river runs by the stone and the tiger sleeps."
+    cuts = [0, 9, 21, len(answer)]  # token boundaries, as prefixes are cut
+    p = towers.prompts(["Use the word river."] * len(cuts))
+    r = torch.stack([towers.answer_at(answer, c) for c in cuts])
+    head, stats = fit_head(p, r, torch.tensor([0.0, 0.2, 0.5, 1.0]), None, TwoTowerConfig(steps=5))
+    model = TwoTowerValue(towers, head, stats)
+    whole = model.score_cuts(["Use the word river."] * 4, [answer] * 4, cuts)
+    alone = model.score(["Use the word river."] * 4, [answer[:c] for c in cuts])
+    assert whole == pytest.approx(alone, abs=1e-4)
+    assert torch.equal(towers.answer_at(answer, 0), torch.zeros(towers.dim))

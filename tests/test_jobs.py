@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -67,13 +66,38 @@ def test_claims_from_many_threads_never_overlap(jobs_db, probe_record):
     assert {j["status"] for j in list_jobs(jobs_db, limit=100)} == {"done"}
 
 
+def heartbeat_ago(db: str, job_id: int, seconds: float) -> None:
+    """Set a running job's last heartbeat `seconds` in the past (a worker that went silent then),
+    instead of waiting for it to go stale."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from iro_blackbox.store.schema import Job, utcnow
+
+    st = open_store(db)
+    try:
+        with st.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+            )
+    finally:
+        st.close()
+
+
+DAY = 86400.0  # a heartbeat written during the test is never this old
+
+
 def test_stale_job_is_reclaimed_and_old_owner_fenced(jobs_db, probe_record):
     q = JobQueue(open_store(jobs_db))
     jid = probe(jobs_db, probe_record)
-    assert q.claim("dead", stale_after=0.3).id == jid
-    assert q.claim("live", stale_after=0.3) is None  # heartbeat still fresh
-    time.sleep(0.5)
-    c = q.claim("live", stale_after=0.3)
+    assert q.claim("dead", stale_after=60).id == jid
+    assert q.claim("live", stale_after=DAY) is None  # heartbeat still fresh
+    heartbeat_ago(jobs_db, jid, 120)  # "dead" stopped heartbeating two minutes ago
+    assert q.claim("live", stale_after=DAY) is None  # not stale by a day's measure
+    c = q.claim("live", stale_after=60)
     assert c is not None and c.id == jid and c.attempt == 2
     hb = q.heartbeat(jid, "dead")
     assert not hb.owned  # the presumed-dead worker learns it lost the job ...
@@ -86,9 +110,9 @@ def test_job_whose_workers_keep_dying_fails(jobs_db, probe_record):
     q = JobQueue(open_store(jobs_db))
     jid = probe(jobs_db, probe_record)
     for i in range(2):
-        assert q.claim(f"w{i}", stale_after=0.2, max_attempts=2) is not None
-        time.sleep(0.3)
-    assert q.claim("w9", stale_after=0.2, max_attempts=2) is None
+        assert q.claim(f"w{i}", stale_after=60, max_attempts=2) is not None
+        heartbeat_ago(jobs_db, jid, 120)  # that worker died
+    assert q.claim("w9", stale_after=60, max_attempts=2) is None
     j = get_job(jid, jobs_db)
     assert j["status"] == "failed" and "worker died 2 times" in j["error"]
     q.retry(jid)
@@ -300,7 +324,8 @@ def test_worker_that_lost_its_job_stops_and_leaves_the_row_alone(jobs_db, probe_
     from iro_blackbox.store import Job
 
     jid = probe(jobs_db, probe_record, steps=500, sleep=0.02)
-    w = Worker(jobs_db, poll=0.05, heartbeat_every=0.1, exit_when_idle=True)
+    # once: exit_when_idle would rightly wait for the usurper's job, which still looks alive
+    w = Worker(jobs_db, poll=0.05, heartbeat_every=0.1, once=True)
     t = threading.Thread(target=w.run)
     t.start()
     wait_for(lambda: len(read_record(probe_record)) >= 3, 30, "the job to start")
@@ -365,3 +390,58 @@ def test_a_generate_jobs_budget_spans_its_attempts(jobs_db, probe_record, tmp_pa
     ):
         with pytest.raises((InputError, ConfigError), match=needle):
             prepare_args("generate", {**base, "budget": bad})
+
+
+def waiting_worker(db: str, **kw) -> tuple[Worker, threading.Thread, list[tuple[int, str, str]]]:
+    """A worker told to exit when idle, started in a thread; the events it reports."""
+    events: list[tuple[int, str, str]] = []
+    w = Worker(db, poll=0.05, exit_when_idle=True, on_event=lambda *e: events.append(e), **kw)
+    t = threading.Thread(target=w.run)
+    t.start()
+    return w, t, events
+
+
+def test_exit_when_idle_waits_for_a_live_looking_job_and_takes_it_over_once_stale(
+    jobs_db, probe_record
+):
+    """Started while a (dead) worker's job still has a fresh heartbeat, it waits; once that
+    heartbeat is older than stale_after, it takes the job over, finishes it, and only then exits."""
+    q = JobQueue(open_store(jobs_db))
+    jid = probe(jobs_db, probe_record, steps=3)
+    assert q.claim("dead", stale_after=60).id == jid  # claimed, heartbeat now: looks alive
+    w, t, events = waiting_worker(jobs_db, stale_after=60)
+    try:
+        wait_for(lambda: any(e[:2] == (jid, "waiting") for e in events), 30, "it to wait")
+        assert t.is_alive() and w.stats.claimed == 0
+        j = get_job(jid, jobs_db)
+        assert j["status"] == "running" and j["worker"] == "dead"
+        heartbeat_ago(jobs_db, jid, 120)  # "dead" stopped heartbeating two minutes ago
+        t.join(timeout=60)
+        assert not t.is_alive()
+    finally:
+        w.stop()
+        t.join(timeout=60)
+    j = get_job(jid, jobs_db)
+    assert j["status"] == "done" and j["worker"] == w.id and j["attempts"] == 2
+    assert w.stats.claimed == 1 and w.stats.done == 1
+    assert sorted(s for _, s, _ in read_record(probe_record)) == [0, 1, 2]
+    msg = next(m for i, e, m in events if (i, e) == (jid, "waiting"))
+    assert "running on dead" in msg and "60s without a heartbeat" in msg
+
+
+def test_exit_when_idle_exits_when_the_other_workers_job_ends(jobs_db, probe_record):
+    q = JobQueue(open_store(jobs_db))
+    jid = probe(jobs_db, probe_record)
+    assert q.claim("live", stale_after=60).id == jid
+    w, t, events = waiting_worker(jobs_db, stale_after=60)
+    try:
+        wait_for(lambda: any(e[:2] == (jid, "waiting") for e in events), 30, "it to wait")
+        assert t.is_alive()
+        assert q.finish(jid, "live", "done")  # the other worker finished it
+        t.join(timeout=60)
+        assert not t.is_alive()
+    finally:
+        w.stop()
+        t.join(timeout=60)
+    assert w.stats.claimed == 0 and get_job(jid, jobs_db)["worker"] == "live"
+    assert [e for _, e, _ in events] == ["waiting"]  # told once, not at every poll

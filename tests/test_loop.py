@@ -10,9 +10,12 @@ import json
 import pytest
 from _fx_search import FakeProvider, FnGrader
 
+from iro_blackbox.errors import ConfigError
+from iro_blackbox.executors.base import LocalExecutor
 from iro_blackbox.iro.config import AlignConfig
 from iro_blackbox.iro.loop import AlignLoop
 from iro_blackbox.iro.trainer import DefaultValueTrainer
+from iro_blackbox.registry import EXECUTORS
 from iro_blackbox.store import RunRepository, open_store
 
 TRAIN = [f"Say something about day {i}." for i in range(6)]
@@ -185,6 +188,8 @@ def test_two_iterations_store_every_step(reference, tiny_bert_dir):
     assert m1["eval_grader_reward"] >= m1["eval_mean_reward"]  # the grader picks among its answers
     base = repo.iteration(run.id, 0).metrics
     assert base["bon_mean_reward"] >= base["eval_mean_reward"] and base["bon_n"] == n
+    m2 = repo.iteration(run.id, 2).metrics  # pi_2 paired with pi_1 on the held-out prompts
+    assert m2["eval_gain"] == pytest.approx(m2["eval_mean_reward"] - m1["eval_mean_reward"])
     store.close()
     assert (res.out_dir / "report.html").is_file() and (res.out_dir / "value" / "v2").is_dir()
 
@@ -260,7 +265,9 @@ def test_a_value_model_the_gate_rejects_never_steers(files, tmp_path, tiny_bert_
     cfg = config(files, tmp_path, tiny_bert_dir, name="gated")
     trainer = GatedTrainer(cfg, reject={1})
     db = str(tmp_path / "gated.db")
-    run_loop(cfg, db, FakeProvider(), trainer)
+    res = run_loop(cfg, db, FakeProvider(), trainer)
+    report = (res.out_dir / "report.html").read_text()
+    assert "V_1 is NOT used (pi_t = pi_{t-1}): test verdict" in report
     # V_1 rejected: V_2 is checked against no value model in use, not against V_1
     assert trainer.gated == [(1, 0), (2, 0)]
     s1, m1 = scores(db, "gated", 1, "eval", "cbs")
@@ -280,3 +287,85 @@ def test_a_value_model_the_gate_rejects_never_steers(files, tmp_path, tiny_bert_
     assert trainer.gated == []
     s1, m1 = scores(str(tmp_path / "ungated.db"), "ungated", 1, "eval", "cbs")
     assert "gate" not in m1["value"] and len(set(s1)) > 1
+
+
+def test_rerank_policy_gain_vs_the_previous_iteration(files, tmp_path, tiny_bert_dir):
+    """--policy rerank at T = 2: pi_2's gain is paired with pi_1's rerank answers."""
+    cfg = config(files, tmp_path, tiny_bert_dir, name="rerank").replace(policy="rerank")
+    res = run_loop(cfg, str(tmp_path / "rerank.db"), FakeProvider())
+    m1, m2 = (res.iterations[t]["metrics"] for t in (1, 2))
+    assert m2["eval_gain"] is not None and m2["eval_gain_stderr"] is not None
+    # the same held-out prompts: the mean of the paired gains is the difference of the means
+    assert m2["eval_gain"] == pytest.approx(m2["eval_mean_reward"] - m1["eval_mean_reward"])
+    assert m1["eval_gain"] == pytest.approx(
+        m1["eval_mean_reward"] - res.iterations[0]["metrics"]["eval_mean_reward"]
+    )
+
+
+class ClosingExecutor(LocalExecutor):
+    """The local executor, registered under a name of its own, counting its closes."""
+
+    closed = 0
+
+    async def aclose(self):
+        type(self).closed += 1
+        await super().aclose()
+
+
+class ClosingGrader(FnGrader):
+    closed = 0
+
+    async def aclose(self):
+        self.closed += 1
+
+
+def test_a_run_refused_before_its_first_request_closes_what_it_opened(
+    files, tmp_path, tiny_bert_dir
+):
+    EXECUTORS.register("closing-test", ClosingExecutor)
+    store = open_store(str(tmp_path / "refused.db"))
+    try:
+        cfg = config(files, tmp_path, tiny_bert_dir).replace(executor="closing-test")
+
+        def attempt(c):
+            grader, provider = ClosingGrader(good_words), FakeProvider()
+            loop = AlignLoop(c, store, provider=provider, grader=grader, progress=False,
+                             trainer=RecordingTrainer(c))  # fmt: skip
+            with pytest.raises(ConfigError) as e:
+                asyncio.run(loop.run())
+            assert provider.calls == []
+            return grader, str(e.value)
+
+        # refused at the budget check: a budget applies to API providers only
+        grader, err = attempt(cfg.replace(max_requests=5))
+        assert "apply to API providers" in err
+        assert ClosingExecutor.closed == 1 and grader.closed == 1
+        # refused when opening the run: one of that name exists with other options
+        RunRepository(store).create("fast", cfg.replace(seed=4).to_dict(), str(tmp_path), [])
+        grader, err = attempt(cfg)
+        assert "already exists with different options (seed)" in err
+        assert ClosingExecutor.closed == 2 and grader.closed == 1
+    finally:
+        EXECUTORS.unregister("closing-test")
+        store.close()
+
+
+def test_two_tower_value_models_train_steer_and_reload(files, tmp_path, tiny_bert_dir, tiny_lm_dir):
+    """--value-model twotower through the whole loop (tiny random Llama towers), with grader
+    relabelling: V_t trained, saved, used by the search, loaded again on a re-run."""
+    cfg = config(files, tmp_path, tiny_bert_dir, name="towers").replace(
+        value_model="twotower", tower_backbone=str(tiny_lm_dir), answer_layers=1, value_relabel=2
+    )
+    db = str(tmp_path / "towers.db")
+    trainer = RecordingTrainer(cfg)
+    res = run_loop(cfg, db, FakeProvider(), trainer)
+    assert trainer.trained == [1, 2] and res.metrics["iro_mean_reward"] is not None
+    assert (res.out_dir / "value" / "v1" / "twotower.json").is_file()
+    s1, m1 = scores(db, "towers", 1, "eval", "cbs")
+    value = m1["value"]
+    # each sampled answer also graded for 2 other prompts: 3x the rollouts of the iteration
+    assert value["relabelled"] == 2 * len(TRAIN) * 4  # 4 = W*K samples per prompt
+    assert value["n_examples"] > 0 and value["val_pairs"] >= 0 and "gate" in value
+    again = RecordingTrainer(cfg)
+    res2 = run_loop(cfg, db, FakeProvider(), again)
+    assert again.trained == [] and len(again.loaded) == 2 and res2.metrics == res.metrics

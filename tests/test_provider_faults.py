@@ -489,7 +489,7 @@ def test_api_key_sent_but_never_stored_described_or_keyed(fake_api, store, tmp_p
         assert SECRET.encode() not in f.read_bytes(), f.name
 
 
-def test_api_key_from_env_then_config_file(fake_api, tmp_path, monkeypatch):
+def test_api_key_per_url_then_env_then_config_file(fake_api, tmp_path, monkeypatch):
     cfg = tmp_path / "config.json"
     cfg.write_text(
         json.dumps(
@@ -502,7 +502,10 @@ def test_api_key_from_env_then_config_file(fake_api, tmp_path, monkeypatch):
     assert fake_api.received[-1].authorization == "Bearer sk-per-url-1111111"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-2222222")
     run(make(fake_api)[0], [Extend("b", max_tokens=1, params=GREEDY)])
-    assert fake_api.received[-1].authorization == "Bearer sk-from-env-2222222"
+    assert fake_api.received[-1].authorization == "Bearer sk-per-url-1111111"  # the URL's own
+    monkeypatch.setenv("IRO_CONFIG", str(tmp_path / "none.json"))
+    run(make(fake_api)[0], [Extend("b2", max_tokens=1, params=GREEDY)])
+    assert fake_api.received[-1].authorization == "Bearer sk-from-env-2222222"  # named endpoint
     monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.setenv("IRO_CONFIG", str(tmp_path / "none.json"))
     run(make(fake_api)[0], [Extend("c", max_tokens=1, params=GREEDY)])

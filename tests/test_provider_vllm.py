@@ -181,3 +181,52 @@ def test_a_model_vllm_cannot_load_is_one_line(vllm_python, tmp_path):
     assert "vLLM cannot load model" in msg and "\n" not in msg and "log:" in msg
     assert "MadeUpForCausalLM" in msg
     assert not p.engine.alive
+
+
+# Prompts whose prefill does not fit one engine step: vLLM's CPU build schedules at most 4096
+# tokens a step (max_num_batched_tokens, in its log), so with chunked prefill one of them would be
+# prefilled in pieces, and the token sampled after a partial piece of a seeded request discarded.
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+LONG = [[{"role": "user", "content": f"Story {i}: " + " ".join(WORDS[(i + j) % 12]
+                                                             for j in range(150))}]
+        for i in range(24)]  # fmt: skip
+STEP_TOKENS = 4096
+
+
+def long_batch(p, prompts=LONG):
+    sp = SamplingParams(temperature=1.0, seed=5)
+    reqs = [Extend(pr, "", n=1, max_tokens=4, params=sp) for pr in prompts]
+    return [r[0].text for r in asyncio.run(p.extend(reqs))]
+
+
+def test_seeded_samples_of_prompts_past_one_steps_token_budget(vllm_provider):
+    """Whole prompts per step (chunked prefill off on CPU): the engine lives, and a seeded sample
+    is the same drawn in a big batch or on its own."""
+    p = vllm_provider
+    assert p.describe()["engine"]["chunked_prefill"] is False
+    assert sum(p.count_prompt(pr) for pr in LONG) > STEP_TOKENS
+    texts = long_batch(p)
+    assert all(texts) and len(set(texts)) > 1
+    assert long_batch(p, LONG[5:8]) == texts[5:8]
+    assert p.engine.alive
+
+
+def test_an_engine_failure_names_its_root_cause_and_log(vllm_python, tmp_path):
+    """With chunked prefill on, vLLM's CPU worker dies on a seeded request ("CPU Generator does
+    not use offset"): the error carries that line and the log's path, not only EngineDeadError."""
+    from iro_blackbox.errors import ProviderError
+    from iro_blackbox.providers.vllm import VLLMProvider
+
+    p = VLLMProvider("smollm2-135m-instruct", python=vllm_python, dtype="float32",
+                     max_model_len=2048, chunked_prefill=True, log_dir=tmp_path)  # fmt: skip
+    try:
+        asyncio.run(p.prepare())
+        with pytest.raises(ProviderError) as e:
+            long_batch(p)
+    finally:
+        asyncio.run(p.aclose())
+    msg = str(e.value)
+    assert "\n" not in msg and "EngineDeadError" in msg, msg
+    assert "the engine's error: RuntimeError: CPU Generator does not use offset" in msg, msg
+    assert str(p.engine.log_path) in msg and p.engine.log_path.parent == tmp_path
+    assert "stack trace (above)" not in msg and "the engine stopped" in msg

@@ -221,6 +221,17 @@ def test_grader_test_and_validate_commands(capsys, tmp_path):
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
 
 
+def test_grader_test_fails_when_a_sample_failed_to_grade(capsys):
+    g = '{"type": "string_check", "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}", "operation": "eq"}'
+    for extra in ([], ["--json"]):
+        code, out, err = cli(capsys, "grader", "test", g, "--sample", "x", *extra)  # no item
+        assert code != 0 and "item has no field 'answer'" in out, (out, err)
+        errors = [x for x in err.splitlines() if x.startswith("error")]
+        assert errors == ["error: 1 of 1 sample(s) failed to grade (see above)"], err
+    code, _, _ = cli(capsys, "grader", "test", g, "--sample", "x", "--item", '{"answer": "x"}')
+    assert code == 0
+
+
 def test_data_check_reports_every_line_that_lacks_a_field_the_grader_reads(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text(

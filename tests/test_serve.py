@@ -130,20 +130,25 @@ def test_stop_is_honoured(client):
     assert cut.finish_reason == "stop"
 
 
-def test_concurrent_requests_are_batched(server, client):
-    before = server.batcher.stats.calls, server.batcher.stats.prompts
+def test_concurrent_requests_are_batched(tiny_policy, client):
+    """Six concurrent requests, a batch of at most six and a window far longer than the test:
+    the batch goes out exactly when the sixth arrives (no timing involved), as one call."""
     prompts = [f"Item number {i} is" for i in range(6)]
-    with ThreadPoolExecutor(6) as ex:
-        outs = list(
-            ex.map(
-                lambda p: client.completions.create(model=MODEL, prompt=p, max_tokens=8, seed=3),
-                prompts,
+    with ServerThread(tiny_policy, api_key=KEY, batch_window_ms=3_600_000, max_batch=6) as srv:
+        one = openai.OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0, timeout=600)
+        with ThreadPoolExecutor(6) as ex:
+            outs = list(
+                ex.map(
+                    lambda p: one.completions.create(model=MODEL, prompt=p, max_tokens=8, seed=3),
+                    prompts,
+                )
             )
-        )
-    assert all(o.choices[0].text is not None for o in outs)
-    calls = server.batcher.stats.calls - before[0]
-    prompts_done = server.batcher.stats.prompts - before[1]
-    assert prompts_done == 6 and calls < 6  # several requests shared one agenerate call
+        stats = srv.batcher.stats
+        assert all(o.choices[0].text is not None for o in outs)
+        assert stats.prompts == 6 and stats.calls == 1 and stats.sizes == [6]
+    # the same prompt alone gives the same answer (batching changes nothing but speed)
+    alone = client.completions.create(model=MODEL, prompt=prompts[4], max_tokens=8, seed=3)
+    assert alone.choices[0].text == outs[4].choices[0].text
     # the same prompts one at a time give the same answers (batching changes nothing but speed)
     alone = client.completions.create(model=MODEL, prompt=prompts[4], max_tokens=8, seed=3)
     assert alone.choices[0].text == outs[4].choices[0].text

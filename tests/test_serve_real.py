@@ -7,6 +7,7 @@ import asyncio
 
 import openai
 import pytest
+from _fx_jobs import ServerThread
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +43,13 @@ def test_chat_and_streaming_agree(client):
     assert events[-1].choices[0].finish_reason == whole.choices[0].finish_reason
 
 
-def test_streamed_completion_and_concurrent_async_clients(smollm2_server):
-    async def go():
-        c = openai.AsyncOpenAI(base_url=smollm2_server.base_url, api_key="test-key", timeout=300)
-        prompts = [f"Write one upbeat line about chore number {i}." for i in range(4)]
-        calls0 = smollm2_server.batcher.stats.calls
+def test_streamed_completion_and_concurrent_async_clients(smollm2_policy, smollm2_server):
+    """Four clients at once against a server whose batch holds four and whose window is far
+    longer than the test: they are searched together, exactly when the fourth arrives."""
+    prompts = [f"Write one upbeat line about chore number {i}." for i in range(4)]
+
+    async def together(base_url):
+        c = openai.AsyncOpenAI(base_url=base_url, api_key="test-key", timeout=600)
         outs = await asyncio.gather(
             *[
                 c.chat.completions.create(
@@ -55,15 +58,23 @@ def test_streamed_completion_and_concurrent_async_clients(smollm2_server):
                 for p in prompts
             ]
         )
-        batched_calls = smollm2_server.batcher.stats.calls - calls0
+        await c.close()
+        return outs
+
+    async def streamed(base_url):
+        c = openai.AsyncOpenAI(base_url=base_url, api_key="test-key", timeout=300)
         stream = await c.completions.create(
             model=MODEL, prompt="Sunny days", max_tokens=8, seed=2, stream=True
         )
         text = "".join([e.choices[0].text async for e in stream])
         await c.close()
-        return outs, batched_calls, text
+        return text
 
-    outs, calls, text = asyncio.run(go())
+    with ServerThread(
+        smollm2_policy, api_key="test-key", batch_window_ms=3_600_000, max_batch=4
+    ) as srv:
+        outs = asyncio.run(together(srv.base_url))
+        assert srv.batcher.stats.calls == 1 and srv.batcher.stats.sizes == [4]
     assert all(o.choices[0].message.content.strip() for o in outs)
-    assert calls < 4  # the four clients were searched together
+    text = asyncio.run(streamed(smollm2_server.base_url))
     assert isinstance(text, str) and text

@@ -98,15 +98,39 @@ def with_align_options(
     return deco
 
 
+def given_options() -> set[str] | None:
+    """Names of the parameters the user gave (on the command line or through an environment
+    variable) to the command being run, or None outside a command."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on top of click
+        from click import get_current_context
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    out = set()
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name) if p.name else None
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            out.add(p.name)
+    return out
+
+
 def split_options(kwargs: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
-    """(data, resume, AlignConfig options; when resuming, only those that differ from the
-    defaults, i.e. the ones the user gave)."""
+    """(data, resume, AlignConfig options; when resuming, only the ones the user gave: the
+    others come from the run's stored config)."""
     data = kwargs.pop("data", None)
     resume = kwargs.pop("resume", None)
+    given = given_options() if resume is not None else None
     opts = {}
     for _, f, _ in AlignConfig.fields():
         if f.name in kwargs:
             v = kwargs.pop(f.name)
-            if resume is None or v != f.default:
+            if resume is None:
+                opts[f.name] = v
+            elif given is not None:
+                if f.name in given:
+                    opts[f.name] = v
+            elif v != f.default:  # called outside a command line: what differs from defaults
                 opts[f.name] = v
     return (str(data) if data is not None else None), resume, opts

@@ -24,6 +24,16 @@ DbOption = Annotated[
     ),
 ]
 
+ApiKeyEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        help="The environment variable holding the API key for --base-url (default: the config "
+        "file's entry for that URL, else OPENAI_API_KEY).",
+        show_default=False,
+    ),
+]
+
 ModelOption = Annotated[
     str,
     typer.Option(
@@ -117,3 +127,21 @@ def budget_of(max_cost: float | None, max_requests: int | None, max_output_token
     from ..providers.budget import Budget
 
     return Budget(max_cost, max_requests, max_output_tokens)
+
+
+def check_output_path(path: Path | None, flag: str) -> None:
+    """InputError unless `path` can be written: its folder exists and is writable and the path
+    is not a folder (checked before any work, so results are never computed for nothing)."""
+    import os
+
+    from ..errors import InputError
+
+    if path is None:
+        return
+    folder = path.expanduser().resolve().parent
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a folder, give a file path")
+    if not folder.is_dir():
+        raise InputError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{flag} {path}: not writable")

@@ -18,6 +18,7 @@ from .common import (
     RpmOption,
     TpmOption,
     budget_of,
+    check_output_path,
     console,
     rate_limits,
 )
@@ -78,6 +79,8 @@ def eval_cmd(
             ) from None
     if plot is not None and not sizes:
         raise InputError("--plot draws the --budgets picture: give --budgets too")
+    check_output_path(json_out, "--json")
+    check_output_path(plot, "--plot")
     res = evaluate(
         run,
         data,
@@ -89,11 +92,11 @@ def eval_cmd(
         budgets=sizes,
         overrides=rate_limits(rpm, tpm),
     )
+    if json_out:  # the results first: nothing after this may lose them
+        write_json(res, json_out)
+    report = attach_compute(run, res, db) if sizes else None
     if plot is not None:
         plot_compute(res, plot)
-    report = attach_compute(run, res, db) if sizes else None
-    if json_out:
-        write_json(res, json_out)
     if quiet:
         console.print_json(json.dumps(res))
         return

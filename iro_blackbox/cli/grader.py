@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import InputError
+from ..errors import GraderError, InputError
 from .common import console
 
 app = typer.Typer(
@@ -83,7 +83,8 @@ def test_cmd(
         bool, typer.Option("--json", help="Print each answer as JSON, one per line.")
     ] = False,
 ) -> None:
-    """Grade samples: reward, sub-rewards, pass and errors, per line."""
+    """Grade samples: reward, sub-rewards, pass and errors, per line. Exits non-zero when any
+    sample failed to grade."""
     from ..graders import load_grader
     from ..graders.run import pair_samples, run_grader
 
@@ -104,9 +105,13 @@ def test_cmd(
             (f"{samples}:{line}", text, e.data) for e, text, line in pair_samples(data, samples)
         ]
     answers = run_grader(g, [r[1] for r in rows], [r[2] for r in rows])
+    errors = sum(1 for a in answers if a.get("error"))
+    failed = GraderError(f"{errors} of {len(answers)} sample(s) failed to grade (see above)")
     if as_json:
         for (where, _, _), a in zip(rows, answers, strict=True):
             typer.echo(json.dumps({"where": where, **a}, ensure_ascii=False))
+        if errors:
+            raise failed
         return
     t = Table(title=f"grader {g.name} ({g.spec.get('type')})")
     t.add_column("sample")
@@ -130,9 +135,10 @@ def test_cmd(
         cells.append(f"[red]{escape(note)}[/red]" if a.get("error") else escape(note))
         t.add_row(*cells)
     console.print(t)
-    errors = sum(1 for a in answers if a.get("error"))
     mean = sum(a["reward"] for a in answers) / len(answers)
     console.print(f"{len(answers)} sample(s), mean reward {mean:.4f}, {errors} error(s)")
+    if errors:
+        raise failed
 
 
 @app.command("validate")

@@ -345,7 +345,12 @@ def worker_cmd(
     ] = False,
     exit_when_idle: Annotated[
         bool,
-        typer.Option("--exit-when-idle", help="Exit when the queue is empty and no job runs."),
+        typer.Option(
+            "--exit-when-idle",
+            help="Exit once no job is queued or running. A job another worker is running is "
+            "waited for: if that worker dies, its job goes --stale-after seconds without a "
+            "heartbeat and this worker takes it over.",
+        ),
     ] = False,
     kind: Annotated[
         list[str] | None,
@@ -364,7 +369,9 @@ def worker_cmd(
     """
 
     def on_event(job_id: int, event: str, message: str) -> None:
-        style = {"failed": "red", "done": "green", "cancelled": "magenta"}.get(event, "cyan")
+        style = {"failed": "red", "done": "green", "cancelled": "magenta", "waiting": "dim"}.get(
+            event, "cyan"
+        )
         err_console.print(
             f"{datetime.now():%H:%M:%S} job {job_id}: [{style}]{escape(message)}[/]",
             highlight=False,

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..providers.openai import probe_endpoint
 from ..store import open_store
-from .common import DbOption, console
+from .common import ApiKeyEnvOption, DbOption, console
 
 
 def probe_cmd(
@@ -28,13 +28,19 @@ def probe_cmd(
     reprobe: Annotated[
         bool, typer.Option("--reprobe", help="Probe again instead of showing the stored result.")
     ] = False,
+    api_key_env: ApiKeyEnvOption = None,
     db: DbOption = None,
 ) -> None:
     """Try every way the endpoint might continue a partial answer (a counting question: the
     answer so far "1, 2, 3, 4," must go on with "5"), and whether it honours n, seed, temperature
     and logprobs. About a dozen tiny requests; the result is stored and reused by runs."""
     caps = probe_endpoint(
-        base_url, model, tokenizer=tokenizer, store=open_store(db), reprobe=reprobe
+        base_url,
+        model,
+        tokenizer=tokenizer,
+        store=open_store(db),
+        reprobe=reprobe,
+        api_key_env=api_key_env,
     )
     t = Table(title=f"{model} at {base_url}" + (" (stored probe)" if caps.get("stored") else ""))
     for col in ("mode", "works", "evidence"):

@@ -13,6 +13,7 @@ import typer
 
 from ..errors import ConfigError
 from .common import (
+    ApiKeyEnvOption,
     DbOption,
     MaxCostOption,
     MaxOutputTokensOption,
@@ -82,6 +83,7 @@ def serve_cmd(
         str | None,
         typer.Option(help="openai-provider runs: serve through this API URL instead of the run's."),
     ] = None,
+    api_key_env: ApiKeyEnvOption = None,
     device: Annotated[
         str | None, typer.Option(help="hf-provider runs and value models: cpu, cuda or auto.")
     ] = None,
@@ -131,6 +133,7 @@ def serve_cmd(
         batching=batching,
         print_fn=lambda msg: err_console.print(msg, highlight=False),
         base_url=base_url,
+        api_key_env=api_key_env,
         device=device,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
         **limits,

@@ -73,14 +73,22 @@ def main() -> None:
     hello = json.loads(proto_in.readline())
     filename = hello["filename"]
     memory_mb = hello.get("memory_mb")
+    warning = None
     if memory_mb:
         try:
             import resource  # optional: POSIX only
 
             limit = int(memory_mb) * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ImportError, ValueError, OSError):
-            pass  # no RLIMIT_AS on this platform: the timeout still applies
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            if hard != resource.RLIM_INFINITY and hard < limit:
+                limit = hard  # a stricter limit already applies
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # user code cannot lift it
+        except (ImportError, AttributeError, ValueError, OSError) as e:
+            why = f"cannot set the memory limit ({type(e).__name__}: {e})"
+            if hello.get("memory_required"):
+                send({"ready": False, "error": why + "; set memory_limit_mb to null"})
+                return
+            warning = why + ": running without one"  # the timeout still applies
     for p in hello.get("sys_path") or []:
         sys.path.insert(0, p)
     try:
@@ -92,7 +100,7 @@ def main() -> None:
     except BaseException as e:  # noqa: BLE001 - report anything the user's module does
         send({"ready": False, "error": _describe(e, filename)})
         return
-    send({"ready": True})
+    send({"ready": True, "warning": warning} if warning else {"ready": True})
 
     while True:
         line = proto_in.readline()

@@ -65,8 +65,15 @@ class Formula:
         return cls(text, tree, used)
 
     def evaluate(self, values: dict[str, float]) -> float:
-        """Raises ZeroDivisionError, OverflowError or ValueError (math domain) on bad values."""
-        return float(_eval(self._tree, values))
+        """Raises ZeroDivisionError, OverflowError or ValueError (math domain, a result that is
+        not a finite real number, e.g. a negative number to a fractional power) on bad values."""
+        try:
+            x = _eval(self._tree, values)
+        except TypeError as e:  # an operation Python refuses on these values
+            raise ValueError(str(e)) from None
+        if not math.isfinite(x):
+            raise ValueError(f"the result is {x}, not a finite number")
+        return x
 
 
 def _check(node: ast.AST, known: set[str], used: list[str]) -> None:
@@ -121,7 +128,11 @@ def _eval(node: ast.AST, values: dict[str, float]) -> float:
     if isinstance(node, ast.Name):
         return float(values[node.id])
     if isinstance(node, ast.BinOp):
-        return float(_BINOPS[type(node.op)](_eval(node.left, values), _eval(node.right, values)))
+        left, right = _eval(node.left, values), _eval(node.right, values)
+        x = _BINOPS[type(node.op)](left, right)
+        if isinstance(x, complex):  # a negative number to a fractional power
+            raise ValueError(f"{left:g} ** {right:g} is not a real number")
+        return float(x)
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_eval(node.operand, values))
     if isinstance(node, ast.Call):

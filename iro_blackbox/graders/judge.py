@@ -18,7 +18,9 @@ range is a recorded error for that sample. If the provider refuses the batch (Pe
 sample is asked alone and only the refused ones are recorded errors; if every one fails, or the
 failure is transient even after the provider's retries, GraderError is raised (a dead judge must
 not score zeros).
-The API key is read from the environment variable named by `api_key_env`, never from the spec.
+The API key is read from the environment variable named by `api_key_env`, never from the spec;
+without it, the config file's entry for `base_url`, and OPENAI_API_KEY only when `base_url` is
+OpenAI's own API: a spec that names another host never receives the user's OpenAI key.
 """
 
 from __future__ import annotations
@@ -121,6 +123,14 @@ def _check_provider_options(provider: str, kwargs: dict[str, Any], r: SpecReader
             )
 
 
+def _takes(provider: str, option: str) -> bool:
+    """True when the registered provider's constructor has the parameter `option`."""
+    try:
+        return option in inspect.signature(PROVIDERS.get(provider)).parameters
+    except (ConfigError, TypeError, ValueError):
+        return False
+
+
 class JudgeGrader(BaseGrader):
     type_name = "score_model"
 
@@ -182,6 +192,8 @@ class JudgeGrader(BaseGrader):
             kwargs["api_key"] = os.environ[key_env]
         if ctx.provider_factory is None:
             _check_provider_options(provider, kwargs, r)
+            if _takes(provider, "named_endpoint"):  # the spec's host is not one the user named
+                kwargs["named_endpoint"] = False
         params, max_tokens = _read_sampling(r)
         lo, hi = r.number_range("range", [0.0, 1.0])
         normalize = r.boolean("normalize", False)

@@ -2,10 +2,19 @@
 
     {"type": "python", "name": "length", "source": "def grade(sample, item):\\n    return ..."}
     {"type": "python", "name": "length", "file": "my_grader.py", "function": "grade",
-     "timeout": 10, "memory_limit_mb": 1024, "workers": 2, "error_score": 0}
+     "timeout": 10, "memory_limit_mb": 1024, "workers": 2, "error_score": 0,
+     "env": {"MY_SETTING": "literal value", "HF_HOME": true}}
 
 `file` is relative to the spec file's folder (its folder is put on sys.path, so helpers beside it
 import). `memory_limit_mb: null` lifts the address-space limit (code that imports torch needs it).
+
+The workers see a minimal environment: PATH, HOME, the user and locale variables, temp folders and
+the interpreter's own (PYTHONPATH, PYTHONHOME, VIRTUAL_ENV, ...), never the run's API keys,
+database URLs or tokens; `env` adds variables: a string is the value, `true` passes the run's
+own value of that variable through. A worker whose module does not load within `load_timeout`
+seconds (default 30; a busy machine) is started again, twice at most, before the grader gives up.
+Where the address-space limit cannot be set (no RLIMIT_AS), an explicit `memory_limit_mb` is an
+error; the default limit is dropped with a warning.
 
 `sample` is {"output_text", "output_json", "output_tools"} (OpenAI's shape); `item` is the dataset
 record. Each call has a timeout; each worker an address-space limit. An exception, a timeout, a
@@ -19,8 +28,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
 import os
 import queue
+import re
 import select
 import subprocess
 import sys
@@ -39,6 +50,13 @@ from .spec import SpecReader
 
 WORKER_SCRIPT = str(Path(__file__).with_name("_python_worker.py"))
 LOAD_TIMEOUT_S = 30.0  # starting a worker and running the module's top level
+LOAD_RETRIES = 2  # a load that timed out or crashed is tried again this many times
+# what a worker inherits from the run's environment (everything else stays out: keys, tokens...)
+PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+            "PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "PYTHONSAFEPATH",
+            "VIRTUAL_ENV", "CONDA_PREFIX", "SYSTEMROOT", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS")  # fmt: skip
+log = logging.getLogger(__name__)
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -53,6 +71,9 @@ class PythonGraderConfig:
     memory_mb: int | None = 1024  # RLIMIT_AS of each worker (None: no limit)
     workers: int = DEFAULT_WORKERS  # processes in the pool
     sys_path: tuple[str, ...] = ()  # put in front of sys.path (the grader file's folder)
+    env: tuple[tuple[str, str | bool], ...] = ()  # the spec's `env`: value, or True (pass through)
+    load_timeout: float = LOAD_TIMEOUT_S  # seconds to start a worker and load the module
+    memory_required: bool = False  # memory_mb given explicitly: a limit that fails is an error
 
 
 class _CallFailed(Exception):
@@ -68,16 +89,25 @@ class _Worker:
         self._buf = b""
         self._stderr = tempfile.TemporaryFile()
         self.starts = 0
+        self.warning: str | None = None  # what the worker said when it loaded (no memory limit)
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        """The minimal environment of a worker (PASS_ENV, LC_*, and the spec's `env`)."""
+        env = {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith("LC_")}
+        for k, v in self.cfg.env:
+            if v is True:
+                if k in os.environ:
+                    env[k] = os.environ[k]
+            else:
+                env[k] = str(v)
         for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(k, "1")  # thread pools reserve address space the limit would count
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
-    def start(self) -> str | None:
-        """Start the process and load the user's module; returns a load error message or None."""
+    def start(self) -> tuple[str, bool] | None:
+        """Start the process and load the user's module; returns None, or a load error message
+        and whether trying again may help (a timeout or a crash, not an error of the module)."""
         self._stderr.seek(0)
         self._stderr.truncate()
         self._buf = b""
@@ -95,18 +125,24 @@ class _Worker:
             "filename": self.cfg.filename,
             "function": self.cfg.function,
             "memory_mb": self.cfg.memory_mb,
+            "memory_required": self.cfg.memory_required,
             "sys_path": list(self.cfg.sys_path),
         }
         try:
             self._send(hello)
-            reply = self._recv(time.monotonic() + max(LOAD_TIMEOUT_S, self.cfg.timeout))
+            reply = self._recv(time.monotonic() + self._load_timeout)
         except _CallFailed as e:
             self.kill()
-            return f"the grader module did not load: {e}"
+            return f"the grader module did not load: {e}", True
         if not reply.get("ready"):
             self.kill()
-            return f"the grader module did not load: {reply.get('error')}"
+            return f"the grader module did not load: {reply.get('error')}", False
+        self.warning = reply.get("warning")
         return None
+
+    @property
+    def _load_timeout(self) -> float:
+        return max(self.cfg.load_timeout, self.cfg.timeout)
 
     def call(self, sample: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         self._send({"sample": sample, "item": item})
@@ -128,7 +164,7 @@ class _Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                limit = self.cfg.timeout if timeout_msg else max(LOAD_TIMEOUT_S, self.cfg.timeout)
+                limit = self.cfg.timeout if timeout_msg else self._load_timeout
                 raise _CallFailed(f"timed out after {limit:g} s (worker killed)")
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
@@ -194,6 +230,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self.load_error: str | None = None  # a module that fails to load fails every call
         self.lost = 0  # workers killed by a timeout or lost to a crash (replaced on next use)
+        self.load_retries = 0  # loads tried again after a timeout or crash
+        self._warned = False
         self._finalizer = weakref.finalize(self, _kill_all, self._workers)
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -211,10 +249,19 @@ class WorkerPool:
         w = self._idle.get()
         try:
             if not w.alive:
-                err = w.start()
-                if err:
-                    self.load_error = err
-                    return {"error": err}
+                for attempt in range(LOAD_RETRIES + 1):
+                    failed = w.start()
+                    if failed is None:
+                        break
+                    err, transient = failed
+                    if not transient or attempt == LOAD_RETRIES:
+                        self.load_error = err
+                        return {"error": err}
+                    with self._lock:
+                        self.load_retries += 1
+                if w.warning and not self._warned:
+                    self._warned = True
+                    log.warning("warning: python grader: %s", w.warning)
             return w.call(sample, item)
         except _CallFailed as e:
             with self._lock:
@@ -240,6 +287,32 @@ class WorkerPool:
         if ex is not None:
             ex.shutdown(wait=True, cancel_futures=True)
         _kill_all(self._workers)
+
+
+def memory_limit_problem() -> str | None:
+    """Why the workers' address-space limit cannot be set on this platform, or None."""
+    try:
+        import resource
+    except ImportError:
+        return "this platform has no resource module"
+    if not hasattr(resource, "RLIMIT_AS"):
+        return "this platform has no RLIMIT_AS"
+    return None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _read_env(r: SpecReader) -> tuple[tuple[str, str | bool], ...]:
+    """The spec's `env`: {NAME: "value"} sets a variable, {NAME: true} passes the run's own."""
+    out: list[tuple[str, str | bool]] = []
+    for k, v in r.mapping("env").items():
+        r.check("env", isinstance(k, str) and bool(_ENV_NAME.fullmatch(k)),
+                f"'{k}' is not an environment variable name")  # fmt: skip
+        r.check("env", v is True or isinstance(v, str),
+                f"env.{k} must be a string (the value) or true (the run's own value)")  # fmt: skip
+        out.append((k, v))
+    return tuple(out)
 
 
 def _defines(source: str, function: str) -> bool:
@@ -299,11 +372,24 @@ class PythonGrader(BaseGrader):
             raise r.error(key, f"python syntax error at line {e.lineno}: {e.msg}") from None
         r.check(key, _defines(source, function), f"no top-level function '{function}'")
         timeout = r.number("timeout", 10.0, lo=0.0, lo_open=True)
+        load_timeout = r.number("load_timeout", LOAD_TIMEOUT_S, lo=0.0, lo_open=True)
         if "memory_limit_mb" in spec and spec["memory_limit_mb"] is None:
             memory = r.raw("memory_limit_mb")  # null: no limit (e.g. code that imports torch)
         else:
             memory = r.integer("memory_limit_mb", 1024, lo=32)
+        problem = memory_limit_problem() if memory is not None else None
+        if problem is not None:
+            if "memory_limit_mb" in spec:
+                raise r.error(
+                    "memory_limit_mb", f"cannot limit the workers' memory: {problem}",
+                    "set it to null to run the grader without a limit",
+                )  # fmt: skip
+            memory = None
+            warning = f"{r.label}: runs without a memory limit: {problem}"
+            r.notes.append(warning)
+            log.warning("warning: %s", warning)
         workers = r.integer("workers", DEFAULT_WORKERS, lo=1)
+        env = _read_env(r) if "env" in spec else ()
         norm = r.finish(
             ignored={
                 "image_tag": "OpenAI's sandbox image; the code runs in this machine's Python "
@@ -318,6 +404,9 @@ class PythonGrader(BaseGrader):
             memory_mb=memory,
             workers=workers,
             sys_path=sys_path,
+            env=env,
+            load_timeout=load_timeout,
+            memory_required="memory_limit_mb" in spec,
         )
         return cls(
             config=config,
@@ -327,7 +416,7 @@ class PythonGrader(BaseGrader):
             notes=r.notes,
             error_score=error_score,
             hash_extra={"source": source},  # the file's content, not just its path
-            hash_exclude=("workers",),
+            hash_exclude=("workers", "load_timeout"),
         )
 
     async def _grade(

@@ -30,6 +30,7 @@ from ..value.config import PRECISIONS, TUNINGS, ValueConfig, ValueTrainConfig
 REWEIGHTS = ("best", "resample")
 POLICIES = ("cbs", "rerank")
 VALUE_DATA = ("all", "selected")
+VALUE_MODELS = ("finetune", "twotower")
 VALUE_LOSSES = ("mse", "centered", "pairwise")  # bce stays a library option (rewards in [0, 1])
 
 # Options that do not change what a run computes: they may differ when a run is resumed or its
@@ -47,6 +48,7 @@ NOT_RESULTS = frozenset(
         "tpm",
         "device",
         "base_url",
+        "api_key_env",
         "reprobe",
         "executor",
         "ray_address",
@@ -60,6 +62,10 @@ NOT_RESULTS = frozenset(
         "max_output_tokens",
     }
 )
+
+
+# What a resumed run may change: budgets, concurrency and where it runs (not its name or folder).
+RESUMABLE = NOT_RESULTS - {"run_name", "out"}
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -245,9 +251,23 @@ class SearchOptions:
 
 @dataclass
 class ValueOptions:
+    value_model: str = option(
+        "Value-model kind: finetune (a backbone + scalar head reading prompt + partial answer, "
+        "trained as --value-tuning says) | twotower (a prompt tower and an answer tower of a "
+        "frozen decoder meeting in a trained MLP: seconds to train, answers relabelled for free).",
+        default="finetune",
+    )
     value_backbone: str = option(
         "Value-model backbone: alias (minilm-l6), folder or hub id.",
         default=DEFAULT_VALUE_BACKBONE,
+    )
+    tower_backbone: str = option(
+        "--value-model twotower: the decoder both towers read with (alias, folder or .gguf).",
+        default="smollm2-135m-instruct",
+    )
+    answer_layers: int = option(
+        "--value-model twotower: layers of the answer tower (0: token embeddings only).",
+        default=4,
     )
     value_tuning: str = option("Value-model tuning: full | head | top | lora.", default="full")
     value_epochs: int = option(
@@ -286,6 +306,13 @@ class ValueOptions:
         _choice("value_tuning", self.value_tuning, TUNINGS)
         _choice("value_loss", self.value_loss, VALUE_LOSSES)
         _choice("value_data", self.value_data, VALUE_DATA)
+        _choice("value_model", self.value_model, VALUE_MODELS)
+        if (
+            isinstance(self.answer_layers, bool)
+            or not isinstance(self.answer_layers, int)
+            or (self.answer_layers < 0)
+        ):
+            raise ConfigError(f"answer_layers must be an integer >= 0, got {self.answer_layers!r}")
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
         if (
@@ -420,3 +447,33 @@ class AlignConfig:
         seed = derive_seed(self.run.seed, seed_tag) % (2**31)
         kw.setdefault("concurrency", self.concurrency)
         return self.search.params(seed, **kw)
+
+
+def resume_config(stored: dict[str, Any], given: dict[str, Any], run: str) -> AlignConfig:
+    """The config a resumed run continues with: its stored options, with the `given` ones that
+    may change on resume (RESUMABLE) applied. A given option that equals the stored one (as the
+    config reads it: --beta 1 is the run's 1.0) is fine; one that would change what the run
+    computes is a ConfigError naming it."""
+    base = AlignConfig.from_dict(dict(stored))
+    was = base.to_dict()
+    d = dict(stored)
+    for k, v in given.items():
+        if v is None:
+            continue
+        now = AlignConfig.from_dict({**stored, k: v}).to_dict()[k]  # a bad value: its own error
+        old = was.get(k)
+        if k in ("data", "eval") and now and old:
+            same = Path(now).resolve() == Path(old).resolve()
+        else:
+            same = now == old
+        if same:
+            continue
+        if k not in RESUMABLE:
+            flag = "DATA" if k == "data" else "--" + k.replace("_", "-")
+            allowed = ", ".join("--" + n.replace("_", "-") for n in sorted(RESUMABLE))
+            raise ConfigError(
+                f"--resume {run}: {flag} {v} differs from the run's {old!r} and would change "
+                f"what it computes; start a new run instead (a resumed run may change only {allowed})"
+            )
+        d[k] = v
+    return AlignConfig.from_dict(d)

@@ -46,11 +46,17 @@ class Variant:
     tuning: str = "full"  # full | head | top | lora
     loss: str = "mse"  # mse | centered | pairwise | bce
     prefix_mode: str = "chunk"  # which prefixes are trained on: chunk | token | random
+    k_random: int = 4  # prefix_mode="random": interior cut points per response
     cross: int = 0  # grader relabelling: each answer also graded against this many other prompts
     ensemble: int = 1  # models trained with different seeds, their scores averaged
     epochs: int | None = None  # None: the run's --value-epochs
+    steps: int | None = None  # twotower: optimizer steps of the head (None: its default)
     lr: float | None = None  # None: the tuning mode's default (full: the run's --value-lr)
     genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
+    twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
+    answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
+    prompt_layer: int = -1  # twotower: hidden layer of the prompt tower
+    hidden: int = 256  # twotower: MLP width
     label: str = field(default="", compare=False)  # as written
 
     @property
@@ -68,13 +74,17 @@ def parse_variant(text: str) -> Variant:
     head = parts.pop(0)
     if head == "genrm-zero":
         kw.update(genrm="zero", backbone="smollm2-135m-instruct")
+    elif head == "twotower":
+        kw.update(twotower=True, backbone="smollm2-135m-instruct")
     else:
         kw["backbone"] = BACKBONES.get(head, head)
     for p in parts:
         if "=" in p:
             key, value = p.split("=", 1)
-            if key in ("cross", "ensemble", "epochs"):
+            if key in ("cross", "ensemble", "epochs", "k_random", "hidden", "steps"):
                 kw[key] = int(value)
+            elif key in ("al", "pl"):
+                kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
             elif key == "lr":
                 kw[key] = float(value)
             elif key in ("prefix_mode", "model"):
@@ -158,7 +168,7 @@ def train_config(data: LabData, v: Variant, seed: int) -> ValueTrainConfig:
     tcfg = AlignConfig.from_dict(opts).value.train_config(
         seed=seed, chunk_tokens=data.cfg.search.l, device="cpu"
     )
-    changes: dict[str, Any] = {"prefix_mode": v.prefix_mode}
+    changes: dict[str, Any] = {"prefix_mode": v.prefix_mode, "k_random": v.k_random}
     if v.loss == "bce":
         changes["loss"] = "bce"
     if v.lr and v.tuning != "full":
@@ -173,6 +183,18 @@ class _Ensemble:
 
     def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
         scores = [m.score(prompts, partials) for m in self.models]
+        return [sum(col) / len(col) for col in zip(*scores, strict=True)]
+
+    def score_cuts(
+        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
+    ) -> list[float]:
+        partials = [a[:c] for a, c in zip(answers, cuts, strict=True)]
+        scores = [
+            m.score_cuts(prompts, answers, cuts)
+            if hasattr(m, "score_cuts")
+            else m.score(prompts, partials)
+            for m in self.models
+        ]
         return [sum(col) / len(col) for col in zip(*scores, strict=True)]
 
 
@@ -194,6 +216,9 @@ async def build_model(
         more = await relabel(rows, data.items, grader, k=v.cross, seed=seed)
         extra = len(more)
         rows += more
+    if v.twotower:
+        model = _twotower(data, v, rows, seed)
+        return model, {"train_rollouts": len(rows), "relabelled": extra}
     models = []
     info: dict[str, Any] = {}
     for i in range(v.ensemble):
@@ -208,14 +233,69 @@ async def build_model(
     return (models[0] if len(models) == 1 else _Ensemble(models)), info
 
 
-def heldout_examples(data: LabData) -> list[Any]:
-    """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L)."""
+_TOWERS: dict[tuple[str, int, int], Any] = {}
+
+
+def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
+    """Cached towers (one per backbone and layers, shared by every variant and seed), heads
+    trained on their features: one per ensemble member."""
+
+    from ..value.ranking import centered_targets
+    from ..value.train import split_examples
+    from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, features, fit_head
+
+    key = (v.backbone, v.prompt_layer, v.answer_layers)
+    if key not in _TOWERS:
+        _TOWERS[key] = Towers(v.backbone, v.prompt_layer, v.answer_layers)
+    towers = _TOWERS[key]
+    tcfg = train_config(data, v, seed)
+    examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
+    if v.loss == "centered":
+        centered = centered_targets(examples)
+        examples = [e._replace(target=c) for e, c in zip(examples, centered, strict=True)]
+    fit, stop, _ = split_examples(examples, tcfg)  # early stopping on held-apart prompts
+    p, r, y, w = features(towers, [examples[i] for i in fit], rows)
+    pv, rv, yv, _ = features(towers, [examples[i] for i in stop], rows)
+    members = []
+    for i in range(v.ensemble):
+        cfg = TwoTowerConfig(
+            backbone=v.backbone,
+            prompt_layer=v.prompt_layer,
+            answer_layers=v.answer_layers,
+            hidden=v.hidden,
+            steps=v.steps or TwoTowerConfig.steps,
+            seed=seed * 1000 + i,
+        )
+        head, stats = fit_head(p, r, y, w, cfg, (pv, rv, yv) if stop else None)
+        members.append(TwoTowerValue(towers, head, stats))
+    return members[0] if len(members) == 1 else _Ensemble(members)
+
+
+def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list[Any], list[str]]:
+    """Every held-out prefix, cut once for all variants (the run's value tokenizer, every L);
+    `per_prompt`: only the first that many answers of each held-out prompt. Also returns each
+    answer whole, by the examples' rollout index."""
     tcfg = data.cfg.value.train_config(seed=0, chunk_tokens=data.cfg.search.l, device="cpu")
-    return make_value_examples(data.held, tcfg)
+    held: list[RolloutData] = []
+    count: dict[str, int] = {}
+    for r in data.held:
+        if not per_prompt or count.get(r.prompt, 0) < per_prompt:
+            count[r.prompt] = count.get(r.prompt, 0) + 1
+            held.append(r)
+    return make_value_examples(held, tcfg), [r.response for r in held]
 
 
-def rank(model: Any, examples: list[Any]) -> dict[str, Any]:
-    pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
+def rank(model: Any, examples: list[Any], answers: Sequence[str] | None = None) -> dict[str, Any]:
+    """Ranking metrics of `model` on the held-out prefixes; `answers`: each example's whole
+    answer (by its rollout index), for models that read prefixes from one pass per answer."""
+    if answers is not None and hasattr(model, "score_cuts"):
+        pred = model.score_cuts(
+            [e.prompt for e in examples],
+            [answers[e.rollout] for e in examples],
+            [len(e.partial) for e in examples],
+        )
+    else:
+        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
     m = ranking_metrics(
         pred,
         [e.target for e in examples],
@@ -235,9 +315,10 @@ async def run_lab(
     fractions: Sequence[tuple[float, float]] = ((1.0, 1.0),),
     grader: Grader | None = None,
     on_row: Any = None,
+    held_per_prompt: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (variant, prompt fraction, rollout fraction, seed)."""
-    held = heldout_examples(data)
+    held, answers = heldout_examples(data, held_per_prompt)
     rows = []
     for v in variants:
         for pf, rf in fractions:
@@ -247,7 +328,7 @@ async def run_lab(
                 model, info = await build_model(data, v, train, seed, grader)
                 trained = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                m = rank(model, held)
+                m = rank(model, held, answers)
                 row = {
                     "variant": v.name,
                     "spec": {k: x for k, x in asdict(v).items() if k != "label"},

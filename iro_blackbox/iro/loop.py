@@ -52,7 +52,7 @@ from ..store import RunRepository, Store, default_home, open_store
 from ..value import RolloutData
 from ..value.ranking import barely_above_chance
 from . import metrics
-from .config import NOT_RESULTS, AlignConfig
+from .config import AlignConfig, resume_config
 from .estimate import Estimate, estimate
 from .relabel import relabel
 from .report import write_report
@@ -96,7 +96,8 @@ async def align_async(
 ) -> RunResult:
     store = db if isinstance(db, Store) else open_store(db)
     if resume:
-        cfg = resumed_config(RunRepository(store), resume, options)
+        given = {**options, "data": str(data)} if data is not None else options
+        cfg = resumed_config(RunRepository(store), resume, given)
     else:
         if data is None:
             raise InputError("align: a data file is required (or resume=RUN)")
@@ -115,19 +116,7 @@ async def align_async(
 def resumed_config(repo: RunRepository, run: str, overrides: dict[str, Any]) -> AlignConfig:
     """A stored run's config; only options that do not change results may be overridden."""
     row = repo.find(run)
-    d = dict(row.config)
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in NOT_RESULTS:
-            d[k] = v
-        elif d.get(k) != v:
-            raise ConfigError(
-                f"--resume {run}: option {k}={v!r} differs from the run's {d.get(k)!r}; "
-                "start a new run instead"
-            )
-    d["run_name"] = row.name
-    return AlignConfig.from_dict(d)
+    return resume_config({**row.config, "run_name": row.name}, overrides, run)
 
 
 class AlignLoop:
@@ -173,25 +162,25 @@ class AlignLoop:
     async def run(self) -> RunResult:
         self.train, self.evals = self._load_data()
         grader = self.grader or load_grader(self.cfg.run.grader)
-        check_items = getattr(grader, "check_items", None)
-        if check_items is not None:  # every field the grader reads, before any work
-            check_items([e.data for e in self.train + self.evals])
         self.grader = CachedGrader(grader, self.store)
-        if self.dry_run:
-            return await self._dry_run()
-        if self.executor is None:
-            self.executor = EXECUTORS.get(self.cfg.run.executor).create(
-                self.cfg, self.store, provider=self.provider, cancel_check=self.cancel_check
-            )
-        self.provider = self.executor.driver_provider()
-        try:
+        try:  # a refusal before the first request closes whatever was opened for the run
+            check_items = getattr(grader, "check_items", None)
+            if check_items is not None:  # every field the grader reads, before any work
+                check_items([e.data for e in self.train + self.evals])
+            if self.dry_run:
+                return await self._dry_run()
+            if self.executor is None:
+                self.executor = EXECUTORS.get(self.cfg.run.executor).create(
+                    self.cfg, self.store, provider=self.provider, cancel_check=self.cancel_check
+                )
+            self.provider = self.executor.driver_provider()
             budget = self._check_costs()  # before the run exists: bad prices or budgets
+            created = self.repo.get(self.name) is None
+            self._open_run()
         except BaseException:
-            if self._own_provider:
-                await self.provider.aclose()
+            if not self.dry_run:  # a dry run closes its own
+                await self._close()
             raise
-        created = self.repo.get(self.name) is None
-        self._open_run()
         if budget is not None:
             self.provider.budget = BudgetGuard(  # type: ignore[union-attr]
                 budget,
@@ -226,11 +215,15 @@ class AlignLoop:
             self.repo.set_status(self.run_id, status, str(e)[:2000] or type(e).__name__)
             raise
         finally:
-            if self._own_provider and self.provider is not None:
-                await self.provider.aclose()
-            if self._own_executor:
-                await self.executor.aclose()
-            await self.grader.aclose()
+            await self._close()
+
+    async def _close(self) -> None:
+        """Close the provider and executor the run made, and the grader."""
+        if self._own_provider and self.provider is not None:
+            await self.provider.aclose()
+        if self._own_executor and self.executor is not None:
+            await self.executor.aclose()
+        await self.grader.aclose()
 
     # -- before any paid request: prices, budget, the plan, the API mode ------------------------
     def _check_costs(self) -> Budget | None:
@@ -478,6 +471,8 @@ class AlignLoop:
             self.trainer, data, t, warm, prev.path if prev else None, path
         )
         m = _jsonable(m)
+        if len(data) > originals:
+            m["relabelled"] = len(data) - originals
         held = self._heldout_answers(t)
         rank = getattr(self.trainer, "rank", None)
         if held and rank is not None:
@@ -562,7 +557,8 @@ class AlignLoop:
             prev = {ex: metrics.mean([_reward(r) for r in rs]) for ex, rs in base.items()}
         else:
             prev = {
-                ex: _value_pick_reward(rs) for ex, rs in self._grouped(t - 1, "eval", "cbs").items()
+                ex: _value_pick_reward(rs)
+                for ex, rs in self._grouped(t - 1, "eval", policy).items()
             }
         return metrics.policy_metrics(
             answers,

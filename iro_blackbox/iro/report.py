@@ -226,6 +226,12 @@ def _accuracy(m: dict[str, Any]) -> float | None:
     )
 
 
+def _gate_cell(gate: dict[str, Any] | None) -> str:
+    if not gate:
+        return "off"
+    return "used" if gate.get("accepted") else "not used"
+
+
 def _value_section(iterations: list[dict[str, Any]]) -> str:
     rows = []
     warnings = []
@@ -244,12 +250,19 @@ def _value_section(iterations: list[dict[str, Any]]) -> str:
                     _fmt(m.get("val_pairwise_accuracy")),
                     _fmt(m.get("val_mse_ratio")),
                     _fmt(m.get("val_pearson")),
+                    _gate_cell(m.get("gate")),
                 )
             )
             + "</tr>"
         )
         if m.get("warning"):
             warnings.append(f"<p><b>Warning</b>: {html.escape(m['warning'])}.</p>")
+        gate = m.get("gate") or {}
+        if gate:
+            verdict = "steers" if gate.get("accepted") else "is NOT used (pi_t = pi_{t-1})"
+            warnings.append(
+                f"<p><b>Gate</b>: V_{t} {verdict}: {html.escape(str(gate.get('reason', '')))}.</p>"
+            )
     if not rows:
         return ""
     head = "".join(
@@ -263,6 +276,7 @@ def _value_section(iterations: list[dict[str, Any]]) -> str:
             "validation pair accuracy",
             "validation MSE / constant",
             "Pearson r",
+            "gate",
         )
     )
     return (

@@ -16,13 +16,23 @@ picklable (a module-level class; its attributes plain data).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
-from ..value.ranking import heldout_ranking
+from ..value.ranking import heldout_ranking, pair_groups, ranking_metrics
+from ..value.train import split_examples
+from ..value.twotower import (
+    TwoTowerConfig,
+    is_two_tower,
+    load_two_tower,
+    save_two_tower,
+    shared_towers,
+    train_two_tower,
+)
 from .config import AlignConfig
 from .gate import gate_check, validation_rollouts
 
@@ -67,11 +77,64 @@ class DefaultValueTrainer:
         self, rollouts: Sequence[RolloutData], *, t: int, warm_start: Any, out_dir: Path
     ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         tcfg = self._train_config(t)
+        if self.cfg.value.value_model == "twotower":
+            return self._train_two_tower(rollouts, tcfg, out_dir)
         examples = make_value_examples(rollouts, tcfg)
         model, metrics = train_value_model(
             examples, tcfg, warm_start=warm_start, progress=self.progress, out_dir=out_dir
         )
         return model, metrics, model.train_config
+
+    def _tower_config(self, seed: int) -> TwoTowerConfig:
+        v = self.cfg.value
+        return TwoTowerConfig(backbone=v.tower_backbone, answer_layers=v.answer_layers, seed=seed)
+
+    def _train_two_tower(
+        self, rollouts: Sequence[RolloutData], tcfg: Any, out_dir: Path
+    ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """The head fit on the training split; validation measured on the held-apart prompts
+        (the same split the gate checks)."""
+        cfg = self._tower_config(tcfg.seed)
+        towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+        examples = make_value_examples(rollouts, tcfg, tokenizer=towers.tokenizer)
+        train_idx, val_idx, split_by = split_examples(examples, tcfg)
+        t0 = time.perf_counter()
+        # the head's stopping point is picked on prompts of its own training part, so the
+        # validation prompts (the gate's) are never fit in any way
+        inner = [examples[i] for i in train_idx]
+        fit, stop, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
+        model = train_two_tower(
+            examples, rollouts, [train_idx[i] for i in fit], cfg, [train_idx[i] for i in stop]
+        )
+        metrics: dict[str, Any] = {
+            "n_examples": len(examples),
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "split_by": split_by,
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
+        if val_idx:
+            val = [examples[i] for i in val_idx]
+            pred = model.score_cuts(
+                [e.prompt for e in val],
+                [rollouts[e.rollout].response for e in val],
+                [len(e.partial) for e in val],
+            )
+            m = ranking_metrics(
+                pred,
+                [e.target for e in val],
+                pair_groups(val),
+                [e.position for e in val],
+                [e.partial for e in val],
+            )
+            metrics.update(
+                val_pairwise_accuracy=m["accuracy"],
+                val_kendall_tau=m["kendall_tau"],
+                val_pairs=m["pairs"],
+                val_ranking_by_position=m["by_position"],
+            )
+        save_two_tower(model, cfg, out_dir)
+        return model, metrics, {"value_model": "twotower", **asdict(cfg), **tcfg.to_dict()}
 
     def rank(self, model: Any, rollouts: Sequence[RolloutData], *, t: int) -> dict[str, Any]:
         """How V_t ranks graded answers of held-out prompts (value/ranking.py), its prefixes cut
@@ -98,7 +161,9 @@ class DefaultValueTrainer:
             val = [r for r in val if id(r) in own]
         return gate_check(previous, betas, model, beta, val, tcfg)
 
-    def load(self, path: str) -> ValueModel:
+    def load(self, path: str) -> Any:
+        if is_two_tower(path):
+            return load_two_tower(path)
         return ValueModel.load(
             path,
             device=self.cfg.provider.device or "auto",

@@ -49,7 +49,7 @@ def prepare_args(kind: str, args: dict[str, Any], job_id: int | None = None) -> 
     if leaked:
         raise InputError(
             f"job args must not hold secrets ({', '.join(leaked)}): workers read API keys from "
-            "OPENAI_API_KEY or the config file"
+            "the environment (--api-key-env, OPENAI_API_KEY) or the config file"
         )
     return JOB_KINDS.get(kind).prepare(dict(args), job_id)
 

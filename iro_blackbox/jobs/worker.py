@@ -9,6 +9,8 @@
   claim it again; since every kind is resumable it continues where the store says it stopped.
   If our heartbeat finds another worker owns the job, we stop it at its next safe point and
   leave the row alone.
+- `exit_when_idle` ends the worker once no job of its kinds is queued or running anywhere: a job
+  another worker runs is waited for, since that worker may die and the job then needs this one.
 - `stop()` (SIGINT/SIGTERM in the CLI) stops claiming, stops running jobs at their next safe
   point and puts them back in the queue, so another worker resumes them.
 """
@@ -25,6 +27,7 @@ from typing import Any
 from ..errors import Cancelled, InputError, IroError
 from ..registry import JOB_KINDS
 from ..store import JobQueue, Store, new_worker_id, open_store
+from ..store.jobs import age
 from .context import JobContext
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,7 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._beat = threading.Event()  # set to end the heartbeat thread's sleep early
+        self._waited_for: set[int] = set()  # other workers' jobs exit_when_idle waits for
 
     def _emit(self, job_id: int, event: str, message: str) -> None:
         if self.on_event is not None:
@@ -139,14 +143,32 @@ class Worker:
                 if claim is not None:
                     claimed_any = started = True
                     self._start(claim)
-            if not self._running:
-                if self.once and claimed_any:
+            if not self._running and not started:
+                if self.once:
                     return
-                if (self.exit_when_idle or self.once) and not started:
+                if self.exit_when_idle and not self._others_left():
                     return
             if not started:
                 self._wake.wait(self.poll if len(self._running) < self.concurrency else 0.5)
                 self._wake.clear()
+
+    def _others_left(self) -> bool:
+        """Whether any job of our kinds is still queued or running elsewhere (exit_when_idle
+        waits for those: a running job's worker may die, and its job then goes stale and is
+        ours to take over). Says once per job that it waits for it."""
+        left = self.queue.unfinished(self.kinds)
+        for j in left:
+            if j["status"] == "running" and j["id"] not in self._waited_for:
+                self._waited_for.add(j["id"])
+                seen = age(j["heartbeat_at"])
+                ago = "never" if seen is None else f"{max(seen, 0.0):.0f}s ago"
+                self._emit(
+                    j["id"],
+                    "waiting",
+                    f"running on {j['worker']} (last heartbeat {ago}); waiting for it to end "
+                    f"(taken over if it goes {self.stale_after:g}s without a heartbeat)",
+                )
+        return bool(left)
 
     def _start(self, claim: Any) -> None:
         ctx = JobContext(

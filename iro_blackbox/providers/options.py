@@ -41,8 +41,14 @@ class ProviderOptions:
     base_url: str | None = option(
         "Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.", default=None
     )
+    api_key_env: str | None = option(
+        "openai provider: the environment variable holding the API key for --base-url (default: "
+        "the config file's entry for that URL, else OPENAI_API_KEY).",
+        default=None,
+    )
     tokenizer: str | None = option(
-        "openai provider: a local model/tokenizer whose chat template renders prompts for /v1/completions.",
+        "openai provider: a local model/tokenizer whose chat template renders prompts for "
+        "/v1/completions (default: --model itself when it is an alias, a .gguf file or a folder).",
         default=None,
     )
     api_mode: str = option(

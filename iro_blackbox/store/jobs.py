@@ -228,6 +228,20 @@ class JobQueue:
                 return self._claimed(s, job_id, status, previous, worker)
         return None
 
+    def unfinished(self, kinds: list[str] | None = None) -> list[dict[str, Any]]:
+        """Jobs queued or running (of `kinds`), oldest first: id, status, worker, heartbeat_at.
+        A worker told to exit when idle waits while any is left: a running job's worker may
+        die, and then the job needs another."""
+        q = (
+            select(Job.id, Job.status, Job.worker, Job.heartbeat_at)
+            .where(Job.status.in_(("queued", "running")))
+            .order_by(Job.id)
+        )
+        if kinds is not None:
+            q = q.where(Job.kind.in_(kinds))
+        with self.store.session() as s:
+            return [r._asdict() for r in s.execute(q)]
+
     # -- while running (all fenced by the claim token) ---------------------------------------
     def heartbeat(
         self, job_id: int, worker: str, progress: dict[str, Any] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..utils import stable_hash
@@ -38,3 +39,16 @@ class ProbeStore:
                     row.result, row.created_at = result, utcnow()
         except IntegrityError:  # another process recorded the same endpoint first
             pass
+
+    def latest(self, base_url: str, model: str, version: int) -> dict[str, Any] | None:
+        """The newest stored probe of this endpoint and model (any tokenizer) of `version`."""
+        with self.store.session() as s:
+            rows = s.scalars(
+                select(Probe)
+                .where(Probe.base_url == base_url, Probe.model == model)
+                .order_by(Probe.created_at.desc())
+            ).all()
+            for row in rows:
+                if isinstance(row.result, dict) and row.result.get("v") == version:
+                    return dict(row.result)
+        return None

@@ -184,7 +184,14 @@ def heldout_ranking(model: Any, rollouts: Sequence[Any], config: Any) -> dict[st
     examples = make_value_examples(rollouts, config, tokenizer=model.tokenizer)
     if not examples:
         return {}
-    pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
+    if hasattr(model, "score_cuts"):  # reads every prefix of an answer from one pass over it
+        pred = model.score_cuts(
+            [e.prompt for e in examples],
+            [rollouts[e.rollout].response for e in examples],
+            [len(e.partial) for e in examples],
+        )
+    else:
+        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
     target = [e.target for e in examples]
     m = ranking_metrics(
         pred,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ...errors import ConfigError, PermanentError, TransientError
+from ...errors import ConfigError, PermanentError, ProviderError, TransientError
 from ...store.probes import ProbeStore
 from ..base import Extend, Usage
 from .failures import HTTPStatusError
@@ -119,7 +119,9 @@ class Negotiator:
 
     async def probe(self) -> dict[str, Any]:
         """What the endpoint can do (probe.py), stored per (base URL, model, tokenizer) and
-        reused; a forced mode is checked the same way."""
+        reused; a forced mode is checked the same way. A probe with another tokenizer reuses a
+        stored probe's tokenizer-free results; an endpoint that answered nothing is a
+        ProviderError and nothing is stored."""
         if self.caps is not None:
             return self.caps
         async with self._probe_lock():
@@ -130,14 +132,22 @@ class Negotiator:
                 render = encode = None
                 if self.tokens.spec:
                     render, encode = self.tokens.render, self.tokens.encode
+                earlier = None  # the tokenizer-free results of a probe with another tokenizer
+                if self._probes is not None and not self.reprobe:
+                    earlier = self._probes.latest(self.base_url, self.model_name, PROBE_VERSION)
                 token = CALL_FAILED.set(None)  # a refused probe must not stop the caller's call
                 try:
                     prober = Prober(
                         self.try_request, self.base_url, self.model_name, render, encode
                     )
-                    caps = await prober.run()
+                    caps = await prober.run(reuse=earlier)
                 finally:
                     CALL_FAILED.reset(token)
+                if not (caps.get("completions") or caps.get("chat")):
+                    raise ProviderError(  # nothing learnt: nothing stored
+                        f"openai: {self.base_url} answered nothing for model '{self.model_name}' "
+                        f"({'; '.join(caps.get('notes', [])) or 'no reply'})"
+                    )
                 if self._probes is not None:
                     self._probes.put(self._probe_key(), self.base_url, self.model_name, caps)
             for ep, field in ((COMPLETIONS, "completions_n"), (CHAT, "chat_n")):

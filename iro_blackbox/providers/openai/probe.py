@@ -8,7 +8,10 @@ the error is kept as evidence. Then: does the endpoint honour `n` (two choices a
 models refuse it), token logprobs, and are echoed prompt logprobs trustworthy (score()).
 
 Every request is tiny (at most 8 new tokens): about a dozen in all. The result is stored per
-(base URL, model, tokenizer) and reused (store/probes.py).
+(base URL, model, tokenizer) and reused (store/probes.py). Only the modes that render the chat
+template locally (completions, token-ids) depend on the tokenizer: probing with another tokenizer
+reuses the rest of a stored probe of the same endpoint and model (`run(reuse=...)`). A capability
+no answer showed (the endpoint refused both whole-answer requests) is None: unknown.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Prober:
         self.render = render  # prompt -> text with the chat template (None: no tokenizer)
         self.encode = encode  # text -> token ids (None: no tokenizer)
         self.temperature = True  # False once the endpoint refused the parameter
+        self.temperature_answered = False  # a request with `temperature` was answered
 
     def _body(self, endpoint: str, **fields: Any) -> dict[str, Any]:
         body = {"model": self.model, **fields}
@@ -90,6 +94,8 @@ class Prober:
             self.temperature = False
             body = {k: v for k, v in body.items() if k != "temperature"}
             reply, why = await self.try_(endpoint, body)
+        if reply is not None and "temperature" in body:
+            self.temperature_answered = True
         return reply, why
 
     async def mode(self, name: str) -> dict[str, Any]:
@@ -126,7 +132,13 @@ class Prober:
             evidence += " (as plain text: chat prompts need --tokenizer)"
         return {"works": works, "tried": True, "evidence": evidence}
 
-    async def run(self, only: list[str] | None = None) -> dict[str, Any]:
+    async def run(
+        self, only: list[str] | None = None, reuse: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Every check; with `reuse` (a stored probe of this endpoint and model with another
+        tokenizer) only the modes that depend on the tokenizer are asked again."""
+        if reuse is not None:
+            return await self._rerun_template_modes(reuse, only)
         res: dict[str, Any] = {
             "v": PROBE_VERSION,
             "base_url": self.base_url,
@@ -186,13 +198,30 @@ class Prober:
             res["modes"][name] = await self.mode(name)
         res["n"] = res["chat_n"] if res["chat"] else res["completions_n"]
         res["seed"] = await self._seed(res)
-        res["temperature"] = self.temperature
-        res["echo_score"] = await self._echo(res)
+        res["temperature"] = self.temperature and (True if self.temperature_answered else None)
+        res["echo_score"] = await self._echo(res) if res["completions"] else None
         res["choice"] = next((m for m in PREFERENCE if res["modes"].get(m, {}).get("works")), None)
         if not self.temperature:
             res["notes"].append(
                 "the endpoint refuses `temperature`: samples come at its own default temperature"
             )
+        return res
+
+    async def _rerun_template_modes(
+        self, reuse: dict[str, Any], only: list[str] | None
+    ) -> dict[str, Any]:
+        """A stored probe's results, with the modes that render the template locally (the only
+        ones the tokenizer changes) asked again."""
+        res = {**reuse, "tokenizer": self.render is not None, "notes": list(reuse.get("notes", []))}
+        res["modes"] = {m: dict(v) for m, v in reuse.get("modes", {}).items()}
+        self.temperature = reuse.get("temperature") is not False
+        for name in CONTINUING:
+            if not MODES[name].template or (only is not None and name not in only):
+                continue
+            if res.get("completions"):
+                res["modes"][name] = await self.mode(name)
+        res["choice"] = next((m for m in PREFERENCE if res["modes"].get(m, {}).get("works")), None)
+        res["reused"] = sorted(m for m in res["modes"] if not MODES[m].template)
         return res
 
     async def _seed(self, res: dict[str, Any]) -> bool | None:

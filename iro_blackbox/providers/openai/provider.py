@@ -10,11 +10,14 @@ The provider puts together one part per concern, each in its own module:
     negotiation.py  which mode continues an answer here (probe.py verifies), and the advice
     wire.py         the request body of each dialect (modes.py) and the samples of a reply
     sampler.py      the cached sampler: replay cache, `n` fan-out, greedy asked once
-    tokens.py       token counting, the local chat template and token ids
+    tokens.py       token counting, the local chat template and token ids, and the tokenizer
+                    --model carries (an alias, a .gguf file, a model folder)
     transport.py    the SDK client (its retries off), our retries, rate limits, budget checks
     batch.py        the Batch API (half price, whole answers), through this class's public seams
 
-The API key never enters a cache key, the store, describe(), logs or error messages.
+The API key is scoped to its host (credentials.api_key_for: `api_key_env`, the config file's
+entry for the base URL, OPENAI_API_KEY only for OpenAI's API or a `named_endpoint`); it never
+enters a cache key, the store, describe(), logs or error messages.
 """
 
 from __future__ import annotations
@@ -54,15 +57,20 @@ class OpenAIProvider:
     Args:
         model: the model name the server knows.
         base_url: endpoint root ending in /v1 (default OpenAI's).
-        api_key: else env OPENAI_API_KEY, else the config file (see iro_blackbox.credentials);
-            local servers need none (a dummy is sent).
+        api_key: else the variable `api_key_env` names, else the config file's entry for
+            `base_url`, else env OPENAI_API_KEY / the config file's api_key, but only for
+            OpenAI's API or a `named_endpoint` (see iro_blackbox.credentials); local servers need
+            none (a dummy is sent).
+        api_key_env: the environment variable holding this endpoint's key.
+        named_endpoint: the user named `base_url` (a command's --base-url); False for endpoints
+            from a grader's spec, which never get OPENAI_API_KEY unless they are OpenAI's.
         store: a Store; responses are cached in its request_cache table, probe results in its
             probes table (None: no cache).
         cache: False = do not read the cache (responses are still written).
         mode: "auto" or a mode of modes.py.
         tokenizer: local model spec whose chat template renders prompts for the completions and
             token-ids modes (default: `model` when it is a local alias such as
-            smollm2-135m-instruct).
+            smollm2-135m-instruct, a .gguf file or a model folder).
         concurrency: HTTP requests in flight at most.
         rpm, tpm: requests / tokens per minute limits (None = none).
         timeout: seconds per HTTP request.
@@ -97,6 +105,8 @@ class OpenAIProvider:
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        api_key_env: str | None = None,
+        named_endpoint: bool = True,
     ):
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty string, got {model!r}")
@@ -119,7 +129,7 @@ class OpenAIProvider:
         self.reprobe = reprobe
         self._rpm, self._tpm = rpm, tpm
         sleep = sleep or asyncio.sleep
-        key = api_key_for(base_url, api_key)
+        key = api_key_for(base_url, api_key, key_env=api_key_env, named=named_endpoint)
         self._has_key = key is not None
         self.transport = Transport(
             base_url,
@@ -166,6 +176,7 @@ class OpenAIProvider:
             prices=prices,
             budget=budget,
             reprobe=options.reprobe,
+            api_key_env=options.api_key_env,
         )
 
     # -- settings shared with the parts ----------------------------------------------------------
@@ -206,7 +217,8 @@ class OpenAIProvider:
         return self.negotiator.stored_probe()
 
     async def probe(self) -> dict[str, Any]:
-        """What the endpoint can do (probe.py), stored per (base URL, model, tokenizer)."""
+        """What the endpoint can do (probe.py), stored per (base URL, model, tokenizer) and
+        reused (negotiation.Negotiator.probe)."""
         return await self.negotiator.probe()
 
     async def prepare(self, needs_continuation: bool, chat_prompts: bool = True) -> str:
@@ -351,13 +363,19 @@ def probe_endpoint(
     tokenizer: str | None = None,
     store: Any = None,
     reprobe: bool = False,
+    api_key_env: str | None = None,
 ) -> dict[str, Any]:
     """Probe (or read the stored probe of) an endpoint for a model: what `iro-bb probe` shows.
     Adds "choice_chat" and "choice_text": the mode `auto` takes for chat and for text prompts."""
 
     async def go() -> dict[str, Any]:
         p = OpenAIProvider(
-            model, base_url=base_url, store=store, tokenizer=tokenizer, reprobe=reprobe
+            model,
+            base_url=base_url,
+            store=store,
+            tokenizer=tokenizer,
+            reprobe=reprobe,
+            api_key_env=api_key_env,
         )
         try:
             stored = p.stored_probe() is not None

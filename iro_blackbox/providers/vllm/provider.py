@@ -65,6 +65,10 @@ class VLLMProvider:
     tensor_parallel_size: GPUs one model is split over.
     max_model_len: context length (default: the model's).
     enforce_eager: no graph compilation (default: on CPU builds, where it costs minutes to start).
+    chunked_prefill: let vLLM prefill a long prompt over several steps (default: off on CPU
+        builds, where a seeded sample whose prompt is prefilled in pieces kills the engine with
+        "CPU Generator does not use offset"; on with CUDA). Off, a step takes whole prompts only:
+        seeds mean the same (sample j of a request is drawn from its own seeded generator).
     """
 
     name = "vllm"
@@ -80,6 +84,7 @@ class VLLMProvider:
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
         enforce_eager: bool | None = None,
+        chunked_prefill: bool | None = None,
         seed: int = 0,
         ready_timeout: float = 1800.0,
         log_dir: str | Path | None = None,
@@ -98,7 +103,7 @@ class VLLMProvider:
         self.model_name = Path(self.folder).name if model == self.folder else model
         self._enc = PromptEncoder(self.tokenizer)
         self._eos = {i for i in (self.tokenizer.eos_token_id,) if i is not None}
-        cpu = enforce_eager is None and not _has_cuda()
+        cpu = not _has_cuda() if enforce_eager is None or chunked_prefill is None else False
         from ...gguf_cache import cache_dir
 
         log = Path(log_dir) if log_dir else cache_dir() / "vllm-logs"
@@ -114,6 +119,7 @@ class VLLMProvider:
                 "tensor_parallel_size": tensor_parallel_size,
                 "max_model_len": max_model_len,
                 "enforce_eager": cpu if enforce_eager is None else enforce_eager,
+                "chunked_prefill": not cpu if chunked_prefill is None else chunked_prefill,
             },
             log / f"engine-{os.getpid()}-{secrets.token_hex(3)}.log",
             ready_timeout,

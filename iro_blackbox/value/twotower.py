@@ -1,0 +1,307 @@
+"""A two-tower value model: the prompt and the partial answer are read by separate towers and
+meet in a small MLP.
+
+    V(x, y<=i) = MLP([p(x), r(y<=i), p(x) * r(y<=i)])
+
+p(x): the prompt tower, a decoder LM's mean hidden state over the prompt at layer `prompt_layer`
+(computed once per prompt, so it can be deep). r(y<=i): the answer tower, the mean hidden state
+of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
+embeddings alone: a cased bag of tokens). The answer tower never sees the prompt, so:
+- every prefix of an answer comes from ONE causal pass over the answer (running means), and the
+  answer features of a search step cost a shallow pass over the new chunk only;
+- features of (prompt, answer) pairs that were never sampled together are free, so grader
+  relabelling (iro/relabel.py) can pair every answer with many prompts for the cost of grading.
+The MLP is the only trained part: seconds on cached features.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+EVAL_EVERY = 100  # steps between validation checks of fit_head
+MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    """What the towers read and how the head is trained."""
+
+    backbone: str = "smollm2-135m-instruct"  # a decoder LM (alias, folder or .gguf)
+    prompt_layer: int = -1  # hidden layer of the prompt tower (-1: the last)
+    answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
+    hidden: int = 256  # MLP width
+    steps: int = 2000  # optimizer steps over the cached features (batches of 256, reshuffled)
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.1
+    seed: int = 0
+
+
+class Towers:
+    """The frozen feature extractors (shared by every head trained on them)."""
+
+    def __init__(self, backbone: str, prompt_layer: int = -1, answer_layers: int = 4):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers import AutoModel, AutoTokenizer  # heavy
+
+        from ..providers.hf.loading import plain_model_folder  # GGUF: the dequantized cache
+
+        path = plain_model_folder(backbone)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.lm = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+        self.prompt_layer = prompt_layer
+        self.answer_layers = answer_layers
+        self.dim = int(self.lm.config.hidden_size)
+        self._tables: dict[str, tuple[list[int], torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def prompts(self, texts: Sequence[str], batch: int = 16) -> torch.Tensor:
+        """[n, d]: mean hidden state at prompt_layer over each prompt's tokens."""
+        out = []
+        for i in range(0, len(texts), batch):
+            enc = self.tokenizer(list(texts[i : i + batch]), return_tensors="pt", padding=True)
+            hs = self.lm(**enc, output_hidden_states=True).hidden_states[self.prompt_layer]
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            out.append((hs * m).sum(1) / m.sum(1).clamp(min=1))
+        return torch.cat(out) if out else torch.zeros(0, self.dim)
+
+    @torch.no_grad()
+    def _answer_states(self, ids: list[int]) -> torch.Tensor:
+        """[len(ids), d]: per-token states after `answer_layers` layers (causal)."""
+        x = torch.tensor([ids])
+        if self.answer_layers == 0:
+            return self.lm.get_input_embeddings()(x)[0]
+        hs = self.lm(input_ids=x, output_hidden_states=True).hidden_states
+        return hs[self.answer_layers][0]
+
+    def answer_table(self, text: str) -> tuple[list[int], torch.Tensor]:
+        """(token end offsets, [n_tokens, d] running mean of the answer's token states)."""
+        key = text
+        hit = self._tables.get(key)
+        if hit is not None:
+            return hit
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, ends = enc["input_ids"], [int(e) for _, e in enc["offset_mapping"]]
+        if ids:
+            states = self._answer_states(ids)
+            run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
+        else:
+            run = torch.zeros(0, self.dim)
+        if len(self._tables) >= MAX_TABLES:  # oldest first: a search's earlier steps
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[key] = (ends, run)
+        return ends, run
+
+    def answer_at(self, text: str, cut: int) -> torch.Tensor:
+        """The answer tower's features of text[:cut] (the empty prefix: zeros), read from one
+        causal pass over the whole text."""
+        ends, run = self.answer_table(text)
+        n = sum(1 for e in ends if e <= cut)
+        return run[n - 1] if n else torch.zeros(self.dim)
+
+
+class Head(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(3 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([p, r, p * r], dim=-1)).squeeze(-1)
+
+
+def fit_head(
+    p: torch.Tensor,
+    r: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor | None,
+    cfg: TwoTowerConfig,
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[Head, dict[str, Any]]:
+    """Train the MLP on cached features (p, r rows aligned with targets y); features and targets
+    standardised, the statistics kept with the head. `val` (p, r, y of held-apart prompts): the
+    weights with the lowest validation MSE, checked every EVAL_EVERY steps, are kept."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    stats = {
+        "p_mean": p.mean(0), "p_std": p.std(0).clamp(min=1e-4),
+        "r_mean": r.mean(0), "r_std": r.std(0).clamp(min=1e-4),
+        "y_mean": float(y.mean()), "y_std": float(y.std().clamp(min=1e-4)),
+    }  # fmt: skip
+    pn = (p - stats["p_mean"]) / stats["p_std"]
+    rn = (r - stats["r_mean"]) / stats["r_std"]
+    yn = (y - stats["y_mean"]) / stats["y_std"]
+    w = torch.ones_like(y) if w is None else w
+    head = Head(p.shape[1], cfg.hidden, cfg.dropout)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n, bs = len(y), 256
+    head.train()
+    order, at = torch.randperm(n, generator=gen), 0
+    step, best = 0, (float("inf"), None)
+    if val is not None:
+        pv = (val[0] - stats["p_mean"]) / stats["p_std"]
+        rv = (val[1] - stats["r_mean"]) / stats["r_std"]
+        yv = (val[2] - stats["y_mean"]) / stats["y_std"]
+    for _ in range(cfg.steps):
+        if at >= n:
+            order, at = torch.randperm(n, generator=gen), 0
+        idx = order[at : at + bs]
+        at += bs
+        loss = (w[idx] * (head(pn[idx], rn[idx]) - yn[idx]) ** 2).sum() / w[idx].sum().clamp(
+            min=1e-8
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if val is not None and step % EVAL_EVERY == 0:
+            head.eval()
+            with torch.no_grad():
+                got = float(((head(pv, rv) - yv) ** 2).mean())
+            head.train()
+            if got < best[0]:
+                best = (got, copy.deepcopy(head.state_dict()))
+    if best[1] is not None:
+        head.load_state_dict(best[1])
+    head.eval()
+    return head, stats
+
+
+class TwoTowerValue:
+    """Towers + a trained head: `score(prompts, partials)` in reward units."""
+
+    def __init__(self, towers: Towers, head: Head, stats: dict[str, Any]):
+        self.towers, self.head, self.stats = towers, head, stats
+        self.tokenizer = towers.tokenizer
+        self._prompt_cache: dict[str, torch.Tensor] = {}
+
+    def _p(self, prompts: Sequence[str]) -> torch.Tensor:
+        new = sorted({p for p in prompts if p not in self._prompt_cache})
+        if new:
+            for p, v in zip(new, self.towers.prompts(new), strict=True):
+                self._prompt_cache[p] = v
+        return torch.stack([self._prompt_cache[p] for p in prompts])
+
+    @torch.no_grad()
+    def score_features(self, p: torch.Tensor, r: torch.Tensor) -> list[float]:
+        s = self.stats
+        out = self.head((p - s["p_mean"]) / s["p_std"], (r - s["r_mean"]) / s["r_std"])
+        return (out * s["y_std"] + s["y_mean"]).tolist()
+
+    def score_cuts(
+        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
+    ) -> list[float]:
+        """Values of answers[i][:cuts[i]]: one answer-tower pass per distinct answer."""
+        if not prompts:
+            return []
+        p = self._p(prompts)
+        r = torch.stack([self.towers.answer_at(a, c) for a, c in zip(answers, cuts, strict=True)])
+        return self.score_features(p, r)
+
+    def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
+        if not prompts:
+            return []
+        p = self._p(prompts)
+        r = torch.stack([self.towers.answer_at(x, len(x)) for x in partials])
+        return self.score_features(p, r)
+
+
+_SHARED: dict[tuple[str, int, int], Towers] = {}
+FORMAT = "iro-bb/two-tower-value"
+
+
+def shared_towers(backbone: str, prompt_layer: int, answer_layers: int) -> Towers:
+    """One frozen Towers per (backbone, layers) in this process: V_1..V_T share it."""
+    key = (backbone, prompt_layer, answer_layers)
+    if key not in _SHARED:
+        _SHARED[key] = Towers(backbone, prompt_layer, answer_layers)
+    return _SHARED[key]
+
+
+def save_two_tower(model: TwoTowerValue, cfg: TwoTowerConfig, path: str | os.PathLike) -> None:
+    """twotower.json (format, config) + head.safetensors (MLP weights and feature statistics)."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"head.{k}": v.contiguous() for k, v in model.head.state_dict().items()}
+    for k in ("p_mean", "p_std", "r_mean", "r_std"):
+        tensors[f"stats.{k}"] = model.stats[k].contiguous()
+    save_file(tensors, str(out / "head.safetensors"))
+    meta = {"format": FORMAT, "config": asdict(cfg),
+            "y_mean": model.stats["y_mean"], "y_std": model.stats["y_std"]}  # fmt: skip
+    (out / "twotower.json").write_text(json.dumps(meta, indent=2))
+
+
+def is_two_tower(path: str | os.PathLike) -> bool:
+    from pathlib import Path
+
+    return (Path(path) / "twotower.json").is_file()
+
+
+def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..errors import InputError
+
+    folder = Path(path)
+    meta = json.loads((folder / "twotower.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
+    cfg = TwoTowerConfig(**meta["config"])
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    tensors = load_file(str(folder / "head.safetensors"))
+    head = Head(towers.dim, cfg.hidden, cfg.dropout)
+    head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+    head.eval()
+    stats: dict[str, Any] = {k[6:]: v for k, v in tensors.items() if k.startswith("stats.")}
+    stats.update(y_mean=meta["y_mean"], y_std=meta["y_std"])
+    return TwoTowerValue(towers, head, stats)
+
+
+def features(
+    towers: Towers, examples: Sequence[Any], rollouts: Sequence[Any]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(p, r, y, w) of ValueExamples whose `rollout` indexes `rollouts`."""
+    prompts = sorted({e.prompt for e in examples})
+    pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
+    p = torch.stack([pvec[e.prompt] for e in examples])
+    r = torch.stack(
+        [towers.answer_at(rollouts[e.rollout].response, len(e.partial)) for e in examples]
+    )
+    y = torch.tensor([e.target for e in examples], dtype=torch.float32)
+    w = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    return p, r, y, w
+
+
+def train_two_tower(
+    examples: Sequence[Any],
+    rollouts: Sequence[Any],
+    train_idx: Sequence[int],
+    cfg: TwoTowerConfig,
+    val_idx: Sequence[int] = (),
+) -> TwoTowerValue:
+    """Fit the head on examples[train_idx], keeping the weights best on examples[val_idx]."""
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    p, r, y, w = features(towers, [examples[i] for i in train_idx], rollouts)
+    val = None
+    if val_idx:
+        pv, rv, yv, _ = features(towers, [examples[i] for i in val_idx], rollouts)
+        val = (pv, rv, yv)
+    head, stats = fit_head(p, r, y, w, cfg, val)
+    return TwoTowerValue(towers, head, stats)
