@@ -43,7 +43,8 @@ class FakeOpenAIServer:
     as llama-cpp-python's server does. `fail_next(*faults)` makes the next
     requests fail in order; a fault is one of:
       ("status", code[, headers[, message]]), ("reset",), ("hang", seconds), ("malformed",).
-    With `upstream` set it is instead a transparent counting proxy to that base URL.
+    With `upstream` set it is instead a counting proxy to that base URL (the real llama server):
+    the same scripted faults first, then the real server's answers.
     """
 
     latency: float = 0.0  # seconds before every answer
@@ -143,10 +144,6 @@ class FakeOpenAIServer:
             body = {}
         rec = Received(request.path, body, request.headers.get("Authorization"), raw, time.time())
         self.received.append(rec)
-        if self.upstream:
-            resp = await self._forward(request, raw)
-            rec.end = time.time()
-            return resp
         if self.faults:
             fault = self.faults.popleft()
             kind = fault[0]
@@ -167,6 +164,10 @@ class FakeOpenAIServer:
                 return web.Response(
                     text='{"id": "x", "choices": [{"text": "tru', content_type="application/json"
                 )
+        if self.upstream:  # proxy mode: the faults above, then the real server's answer
+            resp = await self._forward(request, raw)
+            rec.end = time.time()
+            return resp
         if self.latency:
             await asyncio.sleep(self.latency)
         chat = request.path.endswith("/chat/completions")

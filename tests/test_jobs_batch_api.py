@@ -1,15 +1,17 @@
-"""The Batch API path against a local fake of OpenAI's files + batches endpoints whose lines are
-answered by the real llama-cpp-python server: the prefetched samples land in the request cache
-under the openai provider's own keys (the provider then sends zero requests and gets the same
-text as live), and a prefetch resumes its batch after a cancel, survives an expired batch and
-rejected lines, and reports a failed batch clearly."""
+"""The Batch API path, through the official SDK's `client.files` / `client.batches`, against an
+HTTP emulator of OpenAI's /v1/files and /v1/batches (tests/_fx_batch.py) whose lines are answered
+by the real llama-cpp-python server: the prefetched samples land in the request cache under the
+openai provider's own keys (the provider then sends zero requests and gets the same text as live),
+a batch that expires half done keeps what it answered and only the rest is sent again, and a
+prefetch resumes its batch after a cancel, survives rejected lines, and reports a failed batch
+clearly."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from _fx_jobs import FakeBatchAPI
+from _fx_batch import with_batch_api
 
 from iro_blackbox.errors import Cancelled, ConfigError, PermanentError
 from iro_blackbox.params import SamplingParams
@@ -32,18 +34,7 @@ def requests(seed=11, n=2):
 
 
 async def with_fake(llama_server, fn):
-    from aiohttp import web
-
-    fake = FakeBatchAPI(llama_server.base_url)
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        return await fn(fake, f"http://127.0.0.1:{port}/v1")
-    finally:
-        await runner.cleanup()
+    return await with_batch_api(llama_server.base_url, fn)
 
 
 async def nosleep(_s):
@@ -131,6 +122,40 @@ def test_failed_batch_and_bad_uses_are_clear(llama_server, store):
         with pytest.raises(ConfigError, match="needs a store"):
             await prefetch(nocache, requests(), sleep=nosleep)
         for prov in (p, nocache):
+            await prov.aclose()
+
+    asyncio.run(with_fake(llama_server, go))
+
+
+def test_a_batch_that_expires_half_done_keeps_its_answers_and_resends_only_the_rest(
+    llama_server, store
+):
+    async def go(fake, url):
+        reqs = requests(seed=21, n=2)
+        p = OpenAIProvider(MODEL, base_url=url, store=store)
+        await p.probe()  # llama.cpp ignores n: one line per sample
+        fake.expire_after = 2  # the first batch expires with 2 of its 4 lines answered
+        report = await prefetch(p, reqs, poll_interval=0, sleep=nosleep)
+        assert list(report.statuses.values()) == ["expired", "completed"]
+        first, second = fake.uploads
+        assert len(first) == 4 and fake.created == 2
+        answered = {ln["custom_id"] for ln in first[:2]}
+        # the second batch holds exactly the lines the first never reached, nothing answered
+        assert {ln["custom_id"] for ln in second} == {ln["custom_id"] for ln in first[2:]}
+        assert not answered & {ln["custom_id"] for ln in second}
+        assert fake.executed == 4  # every line ran once against the llama server
+        assert report.lines == 6 and report.expired_lines == 2 and report.failed_lines == 0
+        assert report.ingested == 4 and report.errors == []
+        # all four samples replay with no live request, and they are the llama server's text
+        live_before = fake.live
+        again = OpenAIProvider(MODEL, base_url=url, store=store)
+        chunks = await again.extend(reqs)
+        assert fake.live == live_before and again.stats.requests == 0
+        assert all(c.cached for row in chunks for c in row)
+        direct = OpenAIProvider(MODEL, base_url=llama_server.base_url, store=None)
+        fresh = await direct.extend(reqs)
+        assert [[c.text for c in r] for r in chunks] == [[c.text for c in r] for r in fresh]
+        for prov in (p, again, direct):
             await prov.aclose()
 
     asyncio.run(with_fake(llama_server, go))

@@ -1,7 +1,8 @@
-"""The openai provider against a fake OpenAI-compatible server of our own (tests/_fx_api.py) that
-fails on demand: 429 + Retry-After, 500s, resets, hangs, malformed JSON, 401. Transient failures
-are retried and nothing is lost; permanent ones fail fast with one clear line. Sleeps are injected
-(recorded, not slept), so these tests take no time."""
+"""The openai provider (on the official `openai` SDK, its own retries off) against a fake
+OpenAI-compatible server of our own (tests/_fx_api.py) that fails on demand: 429 + Retry-After,
+500s, resets, hangs, malformed JSON, 401; and the same faults injected in front of the real llama
+server. Transient failures are retried and nothing is lost; permanent ones fail fast with one
+clear line. Sleeps are injected (recorded, not slept), so these tests take no time."""
 
 from __future__ import annotations
 
@@ -163,6 +164,41 @@ def test_transient_faults_are_retried_and_nothing_is_lost(fake_api, store):
     assert len(fake_api.received) == before and p3.stats.requests == 0
     assert p3.stats.cache_hits == 12 and all(c.cached for row in again for c in row)
     assert [[c.text for c in row] for row in again] == [[c.text for c in row] for row in out]
+
+
+@pytest.mark.slow
+def test_faults_in_front_of_the_real_server_are_retried_and_nothing_is_lost(llama_proxy, store):
+    """The same faults between the provider (on the openai SDK) and the REAL llama server: each
+    is retried, the answers are the server's own, and every one is cached once."""
+    model = "smollm2-135m-instruct"
+    prompts = ["The capital of France is", "Water boils at", "One, two,"]
+    reqs = [Extend(q, max_tokens=4, params=GREEDY) for q in prompts]
+    llama_proxy.fail_next(
+        ("status", 429, {"Retry-After": "2"}),
+        ("status", 500),
+        ("reset",),
+        ("hang", 60.0),  # past the 10 s timeout: the real server answers in well under that
+        ("malformed",),
+    )
+    sleep = SleepRecorder()
+    p = OpenAIProvider(
+        model,
+        base_url=llama_proxy.base_url,
+        store=store,
+        mode="completions",
+        concurrency=1,
+        timeout=10,
+        sleep=sleep,
+    )
+    out = run(p, reqs)
+    assert p.stats.retries >= 5 and sleep.waits[0] == 2.0  # the server's Retry-After
+    assert llama_proxy.count("/completions") == p.stats.requests == 3 + p.stats.retries
+    assert cache_rows(store) == 3 and all(row[0].text for row in out)
+    # the answers are those the real server gives without faults in between
+    direct = OpenAIProvider(model, base_url=llama_proxy.upstream, mode="completions", timeout=600)
+    ref = run(direct, reqs)
+    assert [row[0].text for row in out] == [row[0].text for row in ref]
+    assert direct.stats.requests == 3 and direct.stats.retries == 0
 
 
 def test_gives_up_after_max_retries_with_one_line(fake_api):

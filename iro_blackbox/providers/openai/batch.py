@@ -6,8 +6,9 @@ requests, answered within the completion window (up to 24 h) instead of at once.
     chunks = await provider.extend(requests)               # now all replayed from the cache
 
 How: the requests the `openai` provider would send are written as a JSONL file (one line per
-request, `custom_id` = hash of the line), uploaded (POST /files, purpose=batch), submitted (POST
-/batches), polled (GET /batches/ID) until done, and the output file (GET /files/ID/content) is
+request, `custom_id` = hash of the line), uploaded (`client.files.create`, purpose=batch: POST
+/files), submitted (`client.batches.create`), polled (`client.batches.retrieve`) until done, and
+the output file (`client.files.content`) is
 parsed with the provider's own reply parser and written to the request cache under the provider's
 own keys. Nothing else changes: the search then runs as usual and every request is a cache hit.
 
@@ -28,14 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from ...credentials import api_key_for
 from ...errors import Cancelled, ConfigError, PermanentError, TransientError
 from ...utils import stable_hash
 from ..base import Extend
-from .http import HttpClient
-from .retry import RetryPolicy, call_with_retries
+from .retry import call_with_retries
+from .transport import Transport
 
 log = logging.getLogger("iro_blackbox.batch_api")
 
@@ -43,6 +41,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 RECORD_PROVIDER = "openai-batch"  # request_cache rows that remember submitted batches
 BATCH_DISCOUNT = 0.5  # Batch API price relative to live requests
 MAX_LINES = 50_000  # the API's limit of requests per batch
+UNREACHED = ("batch_expired", "batch_cancelled")  # line error codes of a batch that stopped early
 
 
 @dataclass
@@ -55,6 +54,7 @@ class BatchReport:
     lines: int = 0  # JSONL lines sent (over all batches)
     ingested: int = 0  # samples written to the cache from batch output
     failed_lines: int = 0  # lines the API answered with an error (left for live requests)
+    expired_lines: int = 0  # lines an expired or cancelled batch never reached (sent again)
     batches: list[str] = field(default_factory=list)  # batch ids used (created or resumed)
     resumed: int = 0  # batches found in the store and polled again instead of created
     statuses: dict[str, str] = field(default_factory=dict)  # batch id -> final status
@@ -67,65 +67,66 @@ class BatchReport:
         return dict(self.__dict__)
 
 
-# -- the HTTP side: files + batches ------------------------------------------------------------
-class BatchClient:
-    """Files and batches endpoints of an OpenAI-compatible API, on the provider's HTTP client
-    (same key handling, error sorting and scrubbing), each call retried like a chunk request."""
+# -- the SDK side: files + batches ------------------------------------------------------------
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
-    def __init__(
-        self,
-        http: HttpClient,
-        max_retries: int = 6,
-        sleep: Callable[[float], Awaitable[Any]] | None = None,
-    ):
-        self.http = http
-        self.policy = RetryPolicy(max_retries=max_retries)
-        self._sleep = sleep or asyncio.sleep
+
+class BatchClient:
+    """The files and batches endpoints, through the provider's SDK client (`client.files`,
+    `client.batches`: same key handling, error sorting and scrubbing), each call retried by the
+    provider's retry policy."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
         self.http_requests = 0
 
-    @classmethod
-    def for_url(cls, base_url: str, api_key: str | None = None, timeout: float = 120.0, **kw: Any):
-        """A client with its own HTTP session (tests; the provider passes its own)."""
-        return cls(HttpClient(base_url, api_key_for(base_url, api_key), timeout), **kw)
-
-    async def _request(self, method: str, path: str, *, parse: str = "json", **kw: Any) -> Any:
+    async def _request(self, fn: Callable[[Any], Awaitable[Any]], method: str, path: str) -> Any:
         async def once() -> Any:
             self.http_requests += 1
-            return await self.http.request(method, path, parse=parse, **kw)
+            return await self.transport.call(fn, method, path)
 
-        return await call_with_retries(once, self.policy, self._sleep)
+        return await call_with_retries(once, self.transport.policy, self.transport.sleep)
 
     async def upload(self, content: bytes, filename: str = "iro-batch.jsonl") -> str:
-        form = aiohttp.FormData()
-        form.add_field("purpose", "batch")
-        form.add_field("file", content, filename=filename, content_type="application/jsonl")
-        data = await self._request("POST", "/files", data=form)
-        if not isinstance(data.get("id"), str):
+        f = await self._request(
+            lambda c: c.files.create(
+                file=(filename, content, "application/jsonl"), purpose="batch"
+            ),
+            "POST",
+            "/files",
+        )
+        if not isinstance(getattr(f, "id", None), str):
             raise TransientError("batch API: file upload answered without an id")
-        return data["id"]
+        return f.id
 
     async def create(
         self, input_file_id: str, endpoint: str, window: str, metadata: dict[str, str]
     ) -> dict[str, Any]:
-        body = {
-            "input_file_id": input_file_id,
-            "endpoint": endpoint,
-            "completion_window": window,
-            "metadata": metadata,
-        }
-        return await self._request("POST", "/batches", json=body)
+        b = await self._request(
+            lambda c: c.batches.create(
+                input_file_id=input_file_id,
+                endpoint=endpoint,
+                completion_window=window,
+                metadata=metadata,
+            ),
+            "POST",
+            "/batches",
+        )
+        return _as_dict(b)
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
-        return await self._request("GET", f"/batches/{batch_id}")
+        path = f"/batches/{batch_id}"
+        return _as_dict(await self._request(lambda c: c.batches.retrieve(batch_id), "GET", path))
 
     async def cancel(self, batch_id: str) -> dict[str, Any]:
-        return await self._request("POST", f"/batches/{batch_id}/cancel")
+        path = f"/batches/{batch_id}/cancel"
+        return _as_dict(await self._request(lambda c: c.batches.cancel(batch_id), "POST", path))
 
     async def content(self, file_id: str) -> str:
-        return await self._request("GET", f"/files/{file_id}/content", parse="text")
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+        path = f"/files/{file_id}/content"
+        content = await self._request(lambda c: c.files.content(file_id), "GET", path)
+        return content.text
 
 
 # -- planning: the lines the provider would have sent ------------------------------------------
@@ -147,7 +148,16 @@ class _Line:
 
 
 def _check_provider(provider: Any) -> None:
-    needed = ("plan", "cache_request", "parse_reply", "honours_n", "request_cache", "wire_seed")
+    needed = (
+        "plan",
+        "cache_request",
+        "parse_reply",
+        "honours_n",
+        "request_cache",
+        "wire_seed",
+        "account_batch",
+        "transport",
+    )
     if getattr(provider, "name", None) != "openai" or not all(hasattr(provider, n) for n in needed):
         raise ConfigError(
             f"the Batch API needs the openai provider, got {getattr(provider, 'name', provider)!r}"
@@ -229,7 +239,9 @@ def _record_key(provider: Any, endpoint: str, lines: list[_Line], attempt: int) 
 
 # -- ingesting the output ----------------------------------------------------------------------
 def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) -> set[str]:
-    """Write every successful line's samples to the request cache; returns the custom ids done."""
+    """Write every successful line's samples to the request cache. Returns the custom ids
+    settled: answered, or refused for good (left for live requests). A line an expired or
+    cancelled batch never reached is not settled: it goes into the next batch."""
     by_id = {ln.custom_id: ln for ln in lines}
     items: list[tuple[str, dict, dict]] = []
     done: set[str] = set()
@@ -248,6 +260,9 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
         resp = rec.get("response") or {}
         err = rec.get("error")
         body = resp.get("body") if isinstance(resp, dict) else None
+        if isinstance(err, dict) and err.get("code") in UNREACHED:
+            report.expired_lines += 1
+            continue
         if (
             err
             or not isinstance(resp, dict)
@@ -257,6 +272,7 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
             report.failed_lines += 1
             detail = err or (body or {}).get("error") or resp.get("status_code")
             _note(report, f"{line.custom_id}: {json.dumps(detail)[:200]}")
+            done.add(line.custom_id)
             continue
         url = provider.base_url + line.endpoint
         try:
@@ -264,6 +280,7 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
         except TransientError as e:
             report.failed_lines += 1
             _note(report, f"{line.custom_id}: {e}")
+            done.add(line.custom_id)
             continue
         usage = body.get("usage") or {}
         pt = int(usage.get("prompt_tokens") or sum(s["usage"]["prompt_tokens"] for s in samples))
@@ -272,11 +289,7 @@ def ingest(provider: Any, lines: list[_Line], output: str, report: BatchReport) 
         )
         report.prompt_tokens += pt
         report.completion_tokens += ct
-        cost = BATCH_DISCOUNT * provider.prices.cost(pt, ct)
-        report.cost_usd += cost
-        provider.stats.prompt_tokens += pt
-        provider.stats.completion_tokens += ct
-        provider.stats.cost_usd += cost
+        report.cost_usd += provider.account_batch(pt, ct, BATCH_DISCOUNT)
         for t in line.targets:
             if t.greedy:  # one answer, stored under every index (as the provider does)
                 pairs = [(i, samples[0]) for i in t.indices]
@@ -316,8 +329,9 @@ async def prefetch(
 ) -> BatchReport:
     """Fill the request cache with every sample of `requests` through the Batch API.
 
-    provider: the `openai` provider (with a store) that will replay the answers; its seam:
-    plan, cache_request, parse_reply, honours_n, wire_seed, request_cache, base_url, prices.
+    provider: the `openai` provider (with a store) that will replay the answers; its seam (all
+    public): plan, cache_request, parse_reply, honours_n, wire_seed, request_cache,
+    account_batch, transport (the SDK client and retry policy), base_url, model_name, name.
     cancel_check: polled between status checks; True raises Cancelled (the remote batch keeps
     running and is picked up again by the next prefetch of the same requests).
     on_status: called with {"stage", "batch", "status", "done", "total", "failed"} as it polls.
@@ -325,30 +339,25 @@ async def prefetch(
     _check_provider(provider)
     sleep = sleep or asyncio.sleep
     report = BatchReport()
-    own_client = client is None
-    client = client or BatchClient.for_url(provider.base_url)
-    try:
-        lines = await plan_lines(provider, requests, report)
-        by_endpoint: dict[str, list[_Line]] = {}
-        for ln in lines:
-            by_endpoint.setdefault(ln.endpoint, []).append(ln)
-        for endpoint, group in by_endpoint.items():
-            for i in range(0, len(group), MAX_LINES):
-                await _run_group(
-                    provider,
-                    client,
-                    endpoint,
-                    group[i : i + MAX_LINES],
-                    report,
-                    poll_interval,
-                    completion_window,
-                    cancel_check,
-                    on_status,
-                    sleep,
-                )
-    finally:
-        if own_client:
-            await client.aclose()
+    client = client or BatchClient(provider.transport)
+    lines = await plan_lines(provider, requests, report)
+    by_endpoint: dict[str, list[_Line]] = {}
+    for ln in lines:
+        by_endpoint.setdefault(ln.endpoint, []).append(ln)
+    for endpoint, group in by_endpoint.items():
+        for i in range(0, len(group), MAX_LINES):
+            await _run_group(
+                provider,
+                client,
+                endpoint,
+                group[i : i + MAX_LINES],
+                report,
+                poll_interval,
+                completion_window,
+                cancel_check,
+                on_status,
+                sleep,
+            )
     return report
 
 
@@ -417,17 +426,19 @@ async def _run_group(
         report.statuses[bid] = status
         if status == "failed":
             raise PermanentError(f"batch API: batch {bid} failed: {_errors_of(batch)}")
-        done: set[str] = set()
+        settled: set[str] = set()
         if batch.get("output_file_id"):
-            done = ingest(provider, lines, await client.content(batch["output_file_id"]), report)
+            out = await client.content(batch["output_file_id"])
+            settled |= ingest(provider, lines, out, report)
         if batch.get("error_file_id"):
             before = report.failed_lines
-            ingest(provider, lines, await client.content(batch["error_file_id"]), report)
-            log.warning("batch %s: %d lines failed", bid, report.failed_lines - before)
+            settled |= ingest(provider, lines, await client.content(batch["error_file_id"]), report)
+            if report.failed_lines > before:
+                log.warning("batch %s: %d lines failed", bid, report.failed_lines - before)
         if status == "completed":
             return  # failed lines stay uncached: the provider asks for them live
-        # expired or cancelled remotely: what is missing goes into the next batch
-        lines = [ln for ln in lines if ln.custom_id not in done]
+        # expired or cancelled remotely: only the lines it never answered go into the next batch
+        lines = [ln for ln in lines if ln.custom_id not in settled]
         attempt += 1
 
 
