@@ -191,3 +191,15 @@ def test_two_tower_scores_a_prefix_as_its_one_pass_over_the_whole_answer(tiny_lm
     alone = model.score(["Use the word river."] * 4, [answer[:c] for c in cuts])
     assert whole == pytest.approx(alone, abs=1e-4)
     assert torch.equal(towers.answer_at(answer, 0), torch.zeros(towers.dim))
+
+
+def test_gate_on_a_few_validation_prompts_decides_on_the_point_estimate(trained):
+    """A handful of validation prompts gives no usable standard error (the demo's 24 training
+    prompts hold 2 apart): a value model that ranks them well is used on its point estimate."""
+    rollouts, cfg, real, shuffled = trained
+    val = validation_rollouts(rollouts, cfg, real.tokenizer)
+    four = sorted({r.prompt for r in val})[:4]
+    few = [r for r in val if r.prompt in four]
+    keep = gate_check([], [], real, 1.0, few, cfg)
+    assert keep["prompts"] == 4 and keep["pairs"] >= 50 and keep["accepted"], keep
+    assert "too few prompts for a standard error" in keep["reason"]

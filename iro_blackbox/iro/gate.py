@@ -12,7 +12,8 @@ prefixes of those rollouts by their final reward, with V_t added against without
   model picks at random);
 - earlier ones in use: S with V_t / beta_t added against S without it;
 accepted when the pair accuracy gained exceeds GATE_Z standard errors, computed with prompts as
-clusters (the pairs of one prompt are not independent). Too few pairs to tell (fewer than MIN_GATE_PAIRS) is accepted and said so. A rejected V_t is
+clusters (the pairs of one prompt are not independent); with fewer than MIN_GATE_PROMPTS
+validation prompts there is no usable standard error and a positive gain is enough. Too few pairs to tell (fewer than MIN_GATE_PAIRS) is accepted and said so. A rejected V_t is
 kept on disk and in the report but never steers (its beta is infinite): pi_t = pi_{t-1}.
 """
 
@@ -27,6 +28,7 @@ from ..value import RolloutData, make_value_examples
 
 GATE_Z = 1.64  # one-sided, about 95%: the gain must exceed this many standard errors
 MIN_GATE_PAIRS = 50  # fewer pairs than this decide nothing
+MIN_GATE_PROMPTS = 5  # fewer validation prompts than this give no usable standard error
 
 
 def validation_rollouts(
@@ -120,15 +122,17 @@ def gate_check(
     if gain is None or pairs < MIN_GATE_PAIRS:
         out.update(accepted=True, reason=f"too few validation pairs to check ({pairs})")
         return out
-    ok = gain > GATE_Z * se
-    what = "V_1 alone" if before is None else f"the search's score with V_{len(previous) + 1}"
+    what = "V_t alone" if before is None else "the search's score with V_t"
     base = "chance (0.500)" if before is None else f"{acc_without:.3f} without it"
-    out.update(
-        accepted=ok,
-        reason=(
-            f"{what} ranks {pairs} validation pairs of {out['prompts']} training prompts at "
-            f"{acc_with:.3f} against {base}: gain {gain:+.3f} ± {se:.3f} "
-            f"({'more' if ok else 'not more'} than {GATE_Z} standard errors)"
-        ),
+    head = (
+        f"{what} ranks {pairs} validation pairs of {out['prompts']} training prompts at "
+        f"{acc_with:.3f} against {base}: gain {gain:+.3f}"
     )
+    if out["prompts"] < MIN_GATE_PROMPTS:  # a clustered standard error needs clusters
+        ok = gain > 0
+        why = f"{'positive' if ok else 'not positive'}; too few prompts for a standard error"
+    else:
+        ok = gain > GATE_Z * se
+        why = f"± {se:.3f}, {'more' if ok else 'not more'} than {GATE_Z} standard errors"
+    out.update(accepted=ok, reason=f"{head} ({why})")
     return out
