@@ -31,7 +31,7 @@ from ..graders import Grader
 from ..store import RunRepository
 from ..value import RolloutData, ValueTrainConfig, make_value_examples
 from ..value.config import LOSSES, PREFIX_MODES, TUNINGS
-from ..value.ranking import pair_groups, ranking_metrics
+from ..value.ranking import rank_examples
 from .config import AlignConfig
 from .relabel import relabel
 
@@ -288,21 +288,7 @@ def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list
 def rank(model: Any, examples: list[Any], answers: Sequence[str] | None = None) -> dict[str, Any]:
     """Ranking metrics of `model` on the held-out prefixes; `answers`: each example's whole
     answer (by its rollout index), for models that read prefixes from one pass per answer."""
-    if answers is not None and hasattr(model, "score_cuts"):
-        pred = model.score_cuts(
-            [e.prompt for e in examples],
-            [answers[e.rollout] for e in examples],
-            [len(e.partial) for e in examples],
-        )
-    else:
-        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
-    m = ranking_metrics(
-        pred,
-        [e.target for e in examples],
-        pair_groups(examples),
-        [e.position for e in examples],
-        [e.partial for e in examples],
-    )
+    m = rank_examples(model, examples, answers)
     m["by_position"] = {p: round(x["accuracy"], 3) for p, x in m["by_position"].items()}
     return m
 

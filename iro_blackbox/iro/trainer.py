@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
-from ..value.ranking import heldout_ranking, pair_groups, ranking_metrics
+from ..value.ranking import heldout_ranking, rank_examples
 from ..value.train import split_examples
 from ..value.twotower import (
     TwoTowerConfig,
@@ -115,18 +115,7 @@ class DefaultValueTrainer:
         }
         if val_idx:
             val = [examples[i] for i in val_idx]
-            pred = model.score_cuts(
-                [e.prompt for e in val],
-                [rollouts[e.rollout].response for e in val],
-                [len(e.partial) for e in val],
-            )
-            m = ranking_metrics(
-                pred,
-                [e.target for e in val],
-                pair_groups(val),
-                [e.position for e in val],
-                [e.partial for e in val],
-            )
+            m = rank_examples(model, val, [r.response for r in rollouts])
             metrics.update(
                 val_pairwise_accuracy=m["accuracy"],
                 val_kendall_tau=m["kendall_tau"],

@@ -176,6 +176,29 @@ def barely_above_chance(accuracy: float | None) -> bool:
     return accuracy is not None and accuracy < 0.5 + CHANCE_MARGIN
 
 
+def rank_examples(
+    model: Any, examples: Sequence[Any], answers: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """ranking_metrics of `model`'s scores of ValueExamples. `answers`: each example's whole
+    answer by its `rollout` index, so a model with score_cuts reads every prefix of an answer
+    from one pass over it; without them (or without score_cuts) each prefix is scored as text."""
+    if answers is not None and hasattr(model, "score_cuts"):
+        pred = model.score_cuts(
+            [e.prompt for e in examples],
+            [answers[e.rollout] for e in examples],
+            [len(e.partial) for e in examples],
+        )
+    else:
+        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
+    return ranking_metrics(
+        pred,
+        [e.target for e in examples],
+        pair_groups(examples),
+        [e.position for e in examples],
+        [e.partial for e in examples],
+    )
+
+
 def heldout_ranking(model: Any, rollouts: Sequence[Any], config: Any) -> dict[str, Any]:
     """Rank graded answers of held-out prompts with `model`: every prefix cut as for training
     (config: a ValueTrainConfig), scored, and compared within (prompt, position) groups."""
@@ -184,22 +207,7 @@ def heldout_ranking(model: Any, rollouts: Sequence[Any], config: Any) -> dict[st
     examples = make_value_examples(rollouts, config, tokenizer=model.tokenizer)
     if not examples:
         return {}
-    if hasattr(model, "score_cuts"):  # reads every prefix of an answer from one pass over it
-        pred = model.score_cuts(
-            [e.prompt for e in examples],
-            [rollouts[e.rollout].response for e in examples],
-            [len(e.partial) for e in examples],
-        )
-    else:
-        pred = model.score([e.prompt for e in examples], [e.partial for e in examples])
-    target = [e.target for e in examples]
-    m = ranking_metrics(
-        pred,
-        target,
-        pair_groups(examples),
-        [e.position for e in examples],
-        [e.partial for e in examples],
-    )
+    m = rank_examples(model, examples, [r.response for r in rollouts])
     m["prompts"] = len({e.prompt for e in examples})
     m["answers"] = len(rollouts)
     return m
