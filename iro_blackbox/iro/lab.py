@@ -56,6 +56,8 @@ class Variant:
     twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
     prompt_layer: int = -1  # twotower: hidden layer of the prompt tower
+    joint: bool = False  # twotower: the answer tower reads the answer after the prompt
+    pool: str = "mean"  # twotower: answer features, mean | last (token state)
     hidden: int = 256  # twotower: MLP width
     label: str = field(default="", compare=False)  # as written
 
@@ -85,6 +87,10 @@ def parse_variant(text: str) -> Variant:
                 kw[key] = int(value)
             elif key in ("al", "pl"):
                 kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
+            elif key == "joint":
+                kw[key] = value not in ("0", "false", "no")
+            elif key == "pool":
+                kw[key] = value
             elif key == "lr":
                 kw[key] = float(value)
             elif key in ("prefix_mode", "model"):
@@ -233,7 +239,7 @@ async def build_model(
     return (models[0] if len(models) == 1 else _Ensemble(models)), info
 
 
-_TOWERS: dict[tuple[str, int, int], Any] = {}
+_TOWERS: dict[tuple[str, int, int, bool, str], Any] = {}
 
 
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
@@ -244,17 +250,18 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     from ..value.train import split_examples
     from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, features, fit_head
 
-    key = (v.backbone, v.prompt_layer, v.answer_layers)
+    key = (v.backbone, v.prompt_layer, v.answer_layers, v.joint, v.pool)
     if key not in _TOWERS:
-        _TOWERS[key] = Towers(v.backbone, v.prompt_layer, v.answer_layers)
+        _TOWERS[key] = Towers(v.backbone, v.prompt_layer, v.answer_layers, v.joint, v.pool)
     towers = _TOWERS[key]
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
-    if v.loss == "centered":
+    if v.loss in ("centered", "pairwise"):  # pairwise: its mse term on centered targets
         centered = centered_targets(examples)
         examples = [e._replace(target=c) for e, c in zip(examples, centered, strict=True)]
     fit, stop, _ = split_examples(examples, tcfg)  # early stopping on held-apart prompts
     p, r, y, w = features(towers, [examples[i] for i in fit], rows)
+    groups = _group_ids([examples[i] for i in fit])
     pv, rv, yv, _ = features(towers, [examples[i] for i in stop], rows)
     members = []
     for i in range(v.ensemble):
@@ -262,13 +269,28 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
             backbone=v.backbone,
             prompt_layer=v.prompt_layer,
             answer_layers=v.answer_layers,
+            joint=v.joint,
+            pool=v.pool,
             hidden=v.hidden,
+            loss="pairwise" if v.loss == "pairwise" else "mse",
             steps=v.steps or TwoTowerConfig.steps,
             seed=seed * 1000 + i,
         )
-        head, stats = fit_head(p, r, y, w, cfg, (pv, rv, yv) if stop else None)
+        head, stats = fit_head(p, r, y, w, cfg, (pv, rv, yv) if stop else None, groups)
         members.append(TwoTowerValue(towers, head, stats))
     return members[0] if len(members) == 1 else _Ensemble(members)
+
+
+def _group_ids(examples: Sequence[Any]) -> Any:
+    """One id per (prompt, position): the rows a ranking loss may pair."""
+    import torch
+
+    ids: dict[tuple[str, int], int] = {}
+    out = []
+    for i, e in enumerate(examples):
+        key = (e.prompt, e.position) if e.position >= 0 else (e.prompt, -1 - i)
+        out.append(ids.setdefault(key, len(ids)))
+    return torch.tensor(out)
 
 
 def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list[Any], list[str]]:

@@ -36,6 +36,9 @@ class TwoTowerConfig:
     backbone: str = "smollm2-135m-instruct"  # a decoder LM (alias, folder or .gguf)
     prompt_layer: int = -1  # hidden layer of the prompt tower (-1: the last)
     answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
+    joint: bool = False  # the answer tower reads the answer after the prompt (chat-formatted)
+    pool: str = "mean"  # answer features: mean (running mean of token states) | last (last token)
+    loss: str = "mse"  # mse | pairwise (Bradley-Terry on same-prompt, same-position pairs + mse)
     hidden: int = 256  # MLP width
     steps: int = 2000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
@@ -47,7 +50,14 @@ class TwoTowerConfig:
 class Towers:
     """The frozen feature extractors (shared by every head trained on them)."""
 
-    def __init__(self, backbone: str, prompt_layer: int = -1, answer_layers: int = 4):
+    def __init__(
+        self,
+        backbone: str,
+        prompt_layer: int = -1,
+        answer_layers: int = 4,
+        joint: bool = False,
+        pool: str = "mean",
+    ):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from transformers import AutoModel, AutoTokenizer  # heavy
 
@@ -63,7 +73,11 @@ class Towers:
         self.answer_lm._modules = dict(self.lm._modules)  # its own module table, shared weights
         self.answer_lm.layers = nn.ModuleList(list(self.lm.layers[:answer_layers]))
         self.dim = int(self.lm.config.hidden_size)
-        self._tables: dict[str, tuple[list[int], torch.Tensor]] = {}
+        if pool not in ("mean", "last"):
+            raise ValueError(f"pool must be mean or last, not {pool!r}")
+        self.joint, self.pool = joint, pool
+        self._tables: dict[Any, tuple[list[int], torch.Tensor]] = {}
+        self._prompt_kv: dict[str, Any] = {}  # joint: the answer tower's cache of each prompt
 
     @torch.no_grad()
     def prompts(self, texts: Sequence[str], batch: int = 16) -> torch.Tensor:
@@ -76,25 +90,54 @@ class Towers:
             out.append((hs * m).sum(1) / m.sum(1).clamp(min=1))
         return torch.cat(out) if out else torch.zeros(0, self.dim)
 
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """The prompt as the policy reads it (its chat template when it has one)."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return tok(text, add_special_tokens=False)["input_ids"]
+        return tok(prompt + "\n", add_special_tokens=False)["input_ids"]
+
     @torch.no_grad()
-    def _answer_states(self, ids: list[int]) -> torch.Tensor:
-        """[len(ids), d]: per-token states after `answer_layers` layers (causal)."""
+    def _answer_states(self, ids: list[int], prompt: str | None = None) -> torch.Tensor:
+        """[len(ids), d]: per-token states after `answer_layers` layers (causal); joint: read
+        after the prompt, whose cache is computed once per prompt."""
         x = torch.tensor([ids])
         if self.answer_layers == 0:
             return self.lm.get_input_embeddings()(x)[0]
-        return self.answer_lm(input_ids=x, use_cache=False).last_hidden_state[0]
+        if not self.joint or prompt is None:
+            return self.answer_lm(input_ids=x, use_cache=False).last_hidden_state[0]
+        kv = self._prompt_kv.get(prompt)
+        if kv is None:
+            pids = torch.tensor([self._prompt_ids(prompt)])
+            kv = (pids.shape[1], self.answer_lm(input_ids=pids, use_cache=True).cache)
+            if len(self._prompt_kv) >= 256:
+                self._prompt_kv.pop(next(iter(self._prompt_kv)))
+            self._prompt_kv[prompt] = kv
+        n, cache = kv
+        mask = torch.ones(1, n + len(ids), dtype=torch.long)
+        out = self.answer_lm(
+            input_ids=x, attention_mask=mask, cache=copy.deepcopy(cache), use_cache=True
+        )
+        return out.last_hidden_state[0]
 
-    def answer_table(self, text: str) -> tuple[list[int], torch.Tensor]:
-        """(token end offsets, [n_tokens, d] running mean of the answer's token states)."""
-        key = text
+    def answer_table(self, text: str, prompt: str | None = None) -> tuple[list[int], torch.Tensor]:
+        """(token end offsets, [n_tokens, d] answer features after each token: the running mean
+        of the token states, or the last state)."""
+        key = (prompt, text) if self.joint else text
         hit = self._tables.get(key)
         if hit is not None:
             return hit
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, ends = enc["input_ids"], [int(e) for _, e in enc["offset_mapping"]]
         if ids:
-            states = self._answer_states(ids)
-            run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
+            states = self._answer_states(ids, prompt)
+            if self.pool == "last":
+                run = states
+            else:
+                run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
         else:
             run = torch.zeros(0, self.dim)
         if len(self._tables) >= MAX_TABLES:  # oldest first: a search's earlier steps
@@ -102,10 +145,10 @@ class Towers:
         self._tables[key] = (ends, run)
         return ends, run
 
-    def answer_at(self, text: str, cut: int) -> torch.Tensor:
+    def answer_at(self, text: str, cut: int, prompt: str | None = None) -> torch.Tensor:
         """The answer tower's features of text[:cut] (the empty prefix: zeros), read from one
-        causal pass over the whole text."""
-        ends, run = self.answer_table(text)
+        causal pass over the whole text (joint: after `prompt`)."""
+        ends, run = self.answer_table(text, prompt)
         n = sum(1 for e in ends if e <= cut)
         return run[n - 1] if n else torch.zeros(self.dim)
 
@@ -128,10 +171,13 @@ def fit_head(
     w: torch.Tensor | None,
     cfg: TwoTowerConfig,
     val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    groups: torch.Tensor | None = None,
 ) -> tuple[Head, dict[str, Any]]:
     """Train the MLP on cached features (p, r rows aligned with targets y); features and targets
     standardised, the statistics kept with the head. `val` (p, r, y of held-apart prompts): the
-    weights with the lowest validation MSE, checked every EVAL_EVERY steps, are kept."""
+    weights with the lowest validation MSE, checked every EVAL_EVERY steps, are kept.
+    cfg.loss == "pairwise" adds a Bradley-Terry term on pairs of rows of equal `groups` id
+    (same prompt and position) whose targets differ, the MSE keeping values in reward units."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     stats = {
@@ -149,6 +195,15 @@ def fit_head(
     head.train()
     order, at = torch.randperm(n, generator=gen), 0
     step, best = 0, (float("inf"), None)
+    pairs = None
+    if cfg.loss == "pairwise":
+        if groups is None:
+            raise ValueError("a pairwise loss needs the rows' groups")
+        from .ranking import _pairs
+
+        pi, pj = _pairs(groups, y)
+        pairs = (pi, pj) if pi.numel() else None
+        porder, pat = torch.randperm(len(pi), generator=gen), 0
     if val is not None:
         pv = (val[0] - stats["p_mean"]) / stats["p_std"]
         rv = (val[1] - stats["r_mean"]) / stats["r_std"]
@@ -161,6 +216,14 @@ def fit_head(
         loss = (w[idx] * (head(pn[idx], rn[idx]) - yn[idx]) ** 2).sum() / w[idx].sum().clamp(
             min=1e-8
         )
+        if pairs is not None:
+            if pat >= len(porder):
+                porder, pat = torch.randperm(len(porder), generator=gen), 0
+            k = porder[pat : pat + bs]
+            pat += bs
+            a, b = pairs[0][k], pairs[1][k]
+            diff = head(pn[a], rn[a]) - head(pn[b], rn[b])
+            loss = loss + nn.functional.softplus(-diff).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -206,26 +269,32 @@ class TwoTowerValue:
         if not prompts:
             return []
         p = self._p(prompts)
-        r = torch.stack([self.towers.answer_at(a, c) for a, c in zip(answers, cuts, strict=True)])
+        r = torch.stack(
+            [self.towers.answer_at(a, c, x) for x, a, c in zip(prompts, answers, cuts, strict=True)]
+        )
         return self.score_features(p, r)
 
     def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
         if not prompts:
             return []
         p = self._p(prompts)
-        r = torch.stack([self.towers.answer_at(x, len(x)) for x in partials])
+        r = torch.stack(
+            [self.towers.answer_at(a, len(a), x) for x, a in zip(prompts, partials, strict=True)]
+        )
         return self.score_features(p, r)
 
 
-_SHARED: dict[tuple[str, int, int], Towers] = {}
+_SHARED: dict[tuple[str, int, int, bool, str], Towers] = {}
 FORMAT = "iro-bb/two-tower-value"
 
 
-def shared_towers(backbone: str, prompt_layer: int, answer_layers: int) -> Towers:
-    """One frozen Towers per (backbone, layers) in this process: V_1..V_T share it."""
-    key = (backbone, prompt_layer, answer_layers)
+def shared_towers(
+    backbone: str, prompt_layer: int, answer_layers: int, joint: bool = False, pool: str = "mean"
+) -> Towers:
+    """One frozen Towers per (backbone, layers, reading) in this process: V_1..V_T share it."""
+    key = (backbone, prompt_layer, answer_layers, joint, pool)
     if key not in _SHARED:
-        _SHARED[key] = Towers(backbone, prompt_layer, answer_layers)
+        _SHARED[key] = Towers(backbone, prompt_layer, answer_layers, joint, pool)
     return _SHARED[key]
 
 
@@ -267,7 +336,7 @@ def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
     if meta.get("format") != FORMAT:
         raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
     cfg = TwoTowerConfig(**meta["config"])
-    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     tensors = load_file(str(folder / "head.safetensors"))
     head = Head(towers.dim, cfg.hidden, cfg.dropout)
     head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
@@ -285,7 +354,7 @@ def features(
     pvec = dict(zip(prompts, towers.prompts(prompts), strict=True))
     p = torch.stack([pvec[e.prompt] for e in examples])
     r = torch.stack(
-        [towers.answer_at(rollouts[e.rollout].response, len(e.partial)) for e in examples]
+        [towers.answer_at(rollouts[e.rollout].response, len(e.partial), e.prompt) for e in examples]
     )
     y = torch.tensor([e.target for e in examples], dtype=torch.float32)
     w = torch.tensor([e.weight for e in examples], dtype=torch.float32)
@@ -300,7 +369,7 @@ def train_two_tower(
     val_idx: Sequence[int] = (),
 ) -> TwoTowerValue:
     """Fit the head on examples[train_idx], keeping the weights best on examples[val_idx]."""
-    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     p, r, y, w = features(towers, [examples[i] for i in train_idx], rollouts)
     val = None
     if val_idx:
