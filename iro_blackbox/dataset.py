@@ -191,6 +191,22 @@ def check_disjoint(a: list[Example], b: list[Example], a_where: str, b_where: st
         )
 
 
+def train_and_heldout(
+    data: str, eval_data: str | None, eval_split: float, seed: int, limit: int | None = None
+) -> tuple[list[Example], list[Example]]:
+    """A run's training and held-out examples: `eval_data`'s (distinct from `data`'s), or a
+    seeded `eval_split` of `data` held out; the first `limit` training examples only, if given."""
+    train = load_examples(data)
+    if eval_data:
+        evals = load_examples(eval_data)
+        check_disjoint(train, evals, data, eval_data)
+    else:
+        train, evals = hold_out(train, eval_split, seed, where=data)
+    if limit:
+        train = train[:limit]
+    return train, evals
+
+
 @dataclass
 class DatasetSummary:
     path: str

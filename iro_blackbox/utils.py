@@ -1,4 +1,5 @@
-"""Small shared helpers: canonical hashing, seeds, mean and standard error, fields with help."""
+"""Small shared helpers: canonical hashing, plain JSON, seeds, mean and standard error, fields
+with help."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def canonical_json(obj: Any) -> str:
 def stable_hash(obj: Any) -> str:
     """sha256 hex digest of the canonical JSON of obj."""
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def jsonable(obj: Any) -> Any:
+    """obj as plain JSON types (through a JSON round trip; what JSON cannot hold becomes str)."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def derive_seed(*parts: Any) -> int:

@@ -102,7 +102,9 @@ def run_loop(cfg, db, provider, trainer=None, on_progress=None):
             progress=False,
             on_progress=on_progress,
         )
-        return asyncio.run(loop.run())
+        res = asyncio.run(loop.run())
+        assert res.estimate is loop.plan.estimate  # the plan the pre-flight settled
+        return res
     finally:
         store.close()
 

@@ -145,8 +145,8 @@ def test_beta_schedule():
 
 
 def test_a_value_model_near_chance_is_warned_about_in_output_and_report(tmp_path):
-    from iro_blackbox.iro.loop import ranking_warning
     from iro_blackbox.iro.report import write_report
+    from iro_blackbox.iro.value_checks import ranking_warning
 
     good = {
         "loss": "mse",

@@ -1,4 +1,5 @@
-"""IRO itself: the run's configuration (config.py), the loop of its steps (loop.py), what it
+"""IRO itself: the run's configuration (config.py), the pre-flight before its first request
+(preflight.py), the loop of its steps (loop.py), the run's record (bookkeeping.py), what it
 measures (metrics.py), the aligned policy (policy.py, generate.py), the comparison with baselines
 (evaluate.py) and the report (report.py).
 
@@ -14,7 +15,7 @@ from typing import Any
 _WHERE = {
     "AlignConfig": "config",
     "AlignLoop": "loop",
-    "RunResult": "loop",
+    "RunResult": "bookkeeping",
     "align": "loop",
     "align_async": "loop",
     "AlignedPolicy": "policy",

@@ -15,6 +15,7 @@ environment or the user config file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, Field, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,13 @@ class AlignConfig:
     @property
     def n_guided_rollouts(self) -> int:
         return self.run.guided_rollouts or self.n_rollouts
+
+    def train_prompts(self, train: list[Any], t: int) -> list[Any]:
+        """The training prompts of iteration t: all of them, or a fresh slice (--fresh-prompts)."""
+        if not self.run.fresh_prompts:
+            return train
+        size = math.ceil(len(train) / self.run.iterations)
+        return train[(t - 1) * size : t * size] or train
 
     @property
     def concurrency(self) -> int:

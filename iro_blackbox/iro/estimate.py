@@ -1,5 +1,6 @@
 """What a run will ask its provider for, before it asks: requests, input and output tokens and
-dollars, per stage and in total (`iro-bb align --dry-run` prints it and stops).
+dollars, per stage and in total (the pre-flight, preflight.py, prints it before the run's first
+request; `iro-bb align --dry-run` prints it and stops).
 
 The plan is the loop's (loop.py): the base policy's N = W*K samples per held-out prompt, then per
 iteration the rollouts (t = 1: R samples per training prompt; t > 1: ceil(R/W) guided searches)

@@ -7,7 +7,8 @@ Pure functions over rewards keyed by prompt (no store, no search objects):
 - policy_metrics: pi_t's own answers (chosen by the value models, no grader), the grader's pick
   among its complete answers, the gain over pi_{t-1} paired by prompt, the win rate against the
   base policy's first sample;
-- summary: the run's headline figures from its iterations.
+- summary: the run's headline figures from its iterations;
+- provider_delta: requests, cache hits and cost between two snapshots of a provider's stats.
 
 Standard errors are over prompts.
 """
@@ -143,3 +144,12 @@ def summary(iterations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             }
         )
     return out
+
+
+def provider_delta(before: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """Requests, cache hits and cost between two snapshots of a provider's stats."""
+    return {
+        "requests": now.get("requests", 0) - before.get("requests", 0),
+        "cache_hits": now.get("cache_hits", 0) - before.get("cache_hits", 0),
+        "cost_usd": round(now.get("cost_usd", 0.0) - before.get("cost_usd", 0.0), 6),
+    }
