@@ -203,3 +203,51 @@ def test_gate_on_a_few_validation_prompts_decides_on_the_point_estimate(trained)
     keep = gate_check([], [], real, 1.0, few, cfg)
     assert keep["prompts"] == 4 and keep["pairs"] >= 50 and keep["accepted"], keep
     assert "too few prompts for a standard error" in keep["reason"]
+
+
+def test_joint_answer_tower_reads_the_prompt_and_each_prefix_from_one_pass(tiny_lm_dir):
+    """joint=True: the answer's states depend on the prompt read before it, and a prefix scored
+    on its own text equals its cut of the whole answer's pass (the prompt's cache reused)."""
+    import torch
+
+    from iro_blackbox.value.twotower import Towers, TwoTowerConfig, TwoTowerValue, fit_head
+
+    towers = Towers(str(tiny_lm_dir), answer_layers=2, joint=True)
+    answer = "The river runs by the stone and the tiger sleeps."
+    a, b = "Use the word river.", "Answer in French."
+    assert not torch.allclose(towers.answer_at(answer, len(answer), a),
+                              towers.answer_at(answer, len(answer), b))  # fmt: skip
+    cuts = [9, 21, len(answer)]
+    p = towers.prompts([a] * 3)
+    r = torch.stack([towers.answer_at(answer, c, a) for c in cuts])
+    head, stats = fit_head(p, r, torch.tensor([0.0, 0.5, 1.0]), None, TwoTowerConfig(steps=5))
+    model = TwoTowerValue(towers, head, stats)
+    whole = model.score_cuts([a] * 3, [answer] * 3, cuts)
+    alone = model.score([a] * 3, [answer[:c] for c in cuts])
+    assert whole == pytest.approx(alone, abs=1e-4)
+
+
+def test_pairwise_head_learns_the_order_within_each_group():
+    """loss="pairwise": the head ranks rows of one group (prompt, position) by their targets,
+    on features where only an interaction of prompt and answer decides the order."""
+    import torch
+
+    from iro_blackbox.value.twotower import TwoTowerConfig, fit_head
+
+    g = torch.Generator().manual_seed(0)
+    n_groups, per = 60, 6
+    p = torch.randn(n_groups, 8, generator=g).repeat_interleave(per, 0)
+    r = torch.randn(n_groups * per, 8, generator=g)
+    y = (p * r).sum(1)  # the better answer is the one aligned with its prompt
+    y = y + 3.0 * torch.randn(n_groups, generator=g).repeat_interleave(per)  # prompt offsets
+    groups = torch.arange(n_groups).repeat_interleave(per)
+    cfg = TwoTowerConfig(steps=600, hidden=64, loss="pairwise")
+    head, stats = fit_head(p, r, y, None, cfg, None, groups)
+    with torch.no_grad():
+        s = head((p - stats["p_mean"]) / stats["p_std"], (r - stats["r_mean"]) / stats["r_std"])
+    i, j = torch.nonzero(
+        (groups[:, None] == groups[None, :]) & (y[:, None] > y[None, :]), as_tuple=True
+    )
+    assert float((s[i] > s[j]).float().mean()) > 0.8
+    with pytest.raises(ValueError, match="groups"):
+        fit_head(p, r, y, None, cfg)

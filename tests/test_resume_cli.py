@@ -91,6 +91,7 @@ def test_resume_a_stopped_failed_cancelled_and_finished_run(tiny_run, fake_api, 
     one_error_line(r, "DATA")
     assert fake_api.count() == sent and status(db, "r") == "stopped"
 
+
     # the budget given on resume wins over the stored one; a refused request fails the run
     fake_api.fail_next(("status", 400, {}, "no such thing"))
     r = iro_bb("align", "--resume", "r", "--beta", "1", "--max-requests", "1000", *common,
@@ -117,3 +118,20 @@ def test_resume_a_stopped_failed_cancelled_and_finished_run(tiny_run, fake_api, 
     r = iro_bb("align", "--resume", "r", "--max-requests", "1000", *common, home=home)
     assert r.returncode == 0, r.stderr
     assert "pi_1" in r.stdout and fake_api.count() == done
+
+    # once V_1 is trained, the value-model options are part of what the run computed (before,
+    # nothing depends on them: a run stopped in its base evaluation takes new ones, stored)
+    r = iro_bb("align", "--resume", "r", "--value-epochs", "3", *common, home=home)
+    one_error_line(r, "--value-epochs 3 differs")
+    argv2 = list(argv)
+    argv2[argv2.index("--run-name") + 1] = "r2"
+    argv2[argv2.index("--seed") + 1] = "2"  # another seed: nothing comes from the cache
+    r = iro_bb(*argv2, *common, "--max-requests", "2", home=home)
+    one_error_line(r, "--max-requests 2")
+    r = iro_bb("align", "--resume", "r2", "--value-epochs", "2", "--max-requests", "3",
+               *common, home=home)  # fmt: skip
+    one_error_line(r, "--max-requests 3")
+    con = sqlite3.connect(db)
+    stored = json.loads(con.execute("SELECT config FROM runs WHERE name='r2'").fetchone()[0])
+    con.close()
+    assert stored["value_epochs"] == 2

@@ -23,7 +23,7 @@ from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError
 from ..store import RunRepository, Store, default_home
 from ..utils import jsonable
 from . import metrics
-from .config import AlignConfig, resume_config
+from .config import AlignConfig, resume_config, value_options
 from .estimate import Estimate
 from .report import write_report
 
@@ -48,7 +48,8 @@ class RunResult:
 def resumed_config(repo: RunRepository, run: str, overrides: dict[str, Any]) -> AlignConfig:
     """A stored run's config; only options that do not change results may be overridden."""
     row = repo.find(run)
-    return resume_config({**row.config, "run_name": row.name}, overrides, run)
+    untrained = not repo.value_models(row.id)
+    return resume_config({**row.config, "run_name": row.name}, overrides, run, untrained)
 
 
 class RunLedger:
@@ -102,6 +103,10 @@ class RunBook:
             run = self.repo.create(self.name, cfg.to_dict(), str(self.out_dir), now)
         else:
             diff = AlignConfig.from_dict(run.config).differences(cfg)
+            if diff and not self.repo.value_models(run.id) and set(diff) <= value_options():
+                # no value model trained yet: nothing computed so far depends on these options
+                self.repo.set_config(run.id, cfg.to_dict())
+                diff = []
             if diff:
                 raise ConfigError(
                     f"run '{self.name}' already exists with different options ({', '.join(diff)}): "

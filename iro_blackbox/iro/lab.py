@@ -239,58 +239,29 @@ async def build_model(
     return (models[0] if len(models) == 1 else _Ensemble(models)), info
 
 
-_TOWERS: dict[tuple[str, int, int, bool, str], Any] = {}
-
-
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
-    """Cached towers (one per backbone and layers, shared by every variant and seed), heads
-    trained on their features: one per ensemble member."""
-
-    from ..value.ranking import centered_targets
+    """Heads trained on the frozen towers' features (towers shared by every variant and seed of
+    this process): one per ensemble member, early stopping on held-apart training prompts."""
     from ..value.train import split_examples
-    from ..value.twotower import Towers, TwoTowerConfig, TwoTowerValue, features, fit_head
+    from ..value.twotower import TwoTowerConfig, shared_towers, train_two_tower
 
-    key = (v.backbone, v.prompt_layer, v.answer_layers, v.joint, v.pool)
-    if key not in _TOWERS:
-        _TOWERS[key] = Towers(v.backbone, v.prompt_layer, v.answer_layers, v.joint, v.pool)
-    towers = _TOWERS[key]
+    cfg = TwoTowerConfig(
+        backbone=v.backbone,
+        prompt_layer=v.prompt_layer,
+        answer_layers=v.answer_layers,
+        joint=v.joint,
+        pool=v.pool,
+        loss=v.loss,
+        hidden=v.hidden,
+        steps=v.steps or TwoTowerConfig.steps,
+        seed=seed * 1000,
+    )
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
-    if v.loss in ("centered", "pairwise"):  # pairwise: its mse term on centered targets
-        centered = centered_targets(examples)
-        examples = [e._replace(target=c) for e, c in zip(examples, centered, strict=True)]
-    fit, stop, _ = split_examples(examples, tcfg)  # early stopping on held-apart prompts
-    p, r, y, w = features(towers, [examples[i] for i in fit], rows)
-    groups = _group_ids([examples[i] for i in fit])
-    pv, rv, yv, _ = features(towers, [examples[i] for i in stop], rows)
-    members = []
-    for i in range(v.ensemble):
-        cfg = TwoTowerConfig(
-            backbone=v.backbone,
-            prompt_layer=v.prompt_layer,
-            answer_layers=v.answer_layers,
-            joint=v.joint,
-            pool=v.pool,
-            hidden=v.hidden,
-            loss="pairwise" if v.loss == "pairwise" else "mse",
-            steps=v.steps or TwoTowerConfig.steps,
-            seed=seed * 1000 + i,
-        )
-        head, stats = fit_head(p, r, y, w, cfg, (pv, rv, yv) if stop else None, groups)
-        members.append(TwoTowerValue(towers, head, stats))
+    fit, stop, _ = split_examples(examples, tcfg)
+    members = train_two_tower(examples, rows, fit, cfg, stop, members=v.ensemble)
     return members[0] if len(members) == 1 else _Ensemble(members)
-
-
-def _group_ids(examples: Sequence[Any]) -> Any:
-    """One id per (prompt, position): the rows a ranking loss may pair."""
-    import torch
-
-    ids: dict[tuple[str, int], int] = {}
-    out = []
-    for i, e in enumerate(examples):
-        key = (e.prompt, e.position) if e.position >= 0 else (e.prompt, -1 - i)
-        out.append(ids.setdefault(key, len(ids)))
-    return torch.tensor(out)
 
 
 def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list[Any], list[str]]:

@@ -87,7 +87,9 @@ class DefaultValueTrainer:
 
     def _tower_config(self, seed: int) -> TwoTowerConfig:
         v = self.cfg.value
-        return TwoTowerConfig(backbone=v.tower_backbone, answer_layers=v.answer_layers, seed=seed)
+        return TwoTowerConfig(
+            backbone=v.tower_backbone, answer_layers=v.answer_layers, loss=v.value_loss, seed=seed
+        )
 
     def _train_two_tower(
         self, rollouts: Sequence[RolloutData], tcfg: Any, out_dir: Path
@@ -103,7 +105,7 @@ class DefaultValueTrainer:
         # validation prompts (the gate's) are never fit in any way
         inner = [examples[i] for i in train_idx]
         fit, stop, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
-        model = train_two_tower(
+        (model,) = train_two_tower(
             examples, rollouts, [train_idx[i] for i in fit], cfg, [train_idx[i] for i in stop]
         )
         metrics: dict[str, Any] = {

@@ -102,6 +102,10 @@ class RunRepository:
     def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         self._update_run(run_id, status=status, error=error)
 
+    def set_config(self, run_id: int, config: dict[str, Any]) -> None:
+        """Replace the run's stored options (the caller checked what may change)."""
+        self._update_run(run_id, config=config)
+
     def set_provider_info(self, run_id: int, info: dict[str, Any]) -> None:
         self._update_run(run_id, provider_info=info)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -38,7 +38,8 @@ class TwoTowerConfig:
     answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
     joint: bool = False  # the answer tower reads the answer after the prompt (chat-formatted)
     pool: str = "mean"  # answer features: mean (running mean of token states) | last (last token)
-    loss: str = "mse"  # mse | pairwise (Bradley-Terry on same-prompt, same-position pairs + mse)
+    loss: str = "mse"  # mse | centered (reward minus its prompt's mean) | pairwise (centered +
+    # Bradley-Terry on pairs of one prompt at one position)
     hidden: int = 256  # MLP width
     steps: int = 2000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
@@ -361,19 +362,45 @@ def features(
     return p, r, y, w
 
 
+def group_ids(examples: Sequence[Any]) -> torch.Tensor:
+    """One id per (prompt, position): the rows a ranking loss may pair."""
+    ids: dict[tuple[str, int], int] = {}
+    out = []
+    for i, e in enumerate(examples):
+        key = (e.prompt, e.position) if e.position >= 0 else (e.prompt, -1 - i)
+        out.append(ids.setdefault(key, len(ids)))
+    return torch.tensor(out, dtype=torch.long)
+
+
 def train_two_tower(
     examples: Sequence[Any],
     rollouts: Sequence[Any],
     train_idx: Sequence[int],
     cfg: TwoTowerConfig,
     val_idx: Sequence[int] = (),
-) -> TwoTowerValue:
-    """Fit the head on examples[train_idx], keeping the weights best on examples[val_idx]."""
+    members: int = 1,
+) -> list[TwoTowerValue]:
+    """Fit `members` heads (seeds cfg.seed, cfg.seed + 1, ...) on examples[train_idx], each
+    keeping the weights best on examples[val_idx]; features are read once for all of them.
+    centered / pairwise losses regress on each target minus its prompt's mean reward."""
+    from .ranking import centered_targets
+
+    if cfg.loss not in ("mse", "centered", "pairwise"):
+        raise ValueError(f"two-tower loss must be mse, centered or pairwise, not {cfg.loss!r}")
+    examples = list(examples)
+    if cfg.loss != "mse":
+        centered = centered_targets(examples)
+        examples = [e._replace(target=c) for e, c in zip(examples, centered, strict=True)]
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
-    p, r, y, w = features(towers, [examples[i] for i in train_idx], rollouts)
+    fit = [examples[i] for i in train_idx]
+    p, r, y, w = features(towers, fit, rollouts)
     val = None
     if val_idx:
         pv, rv, yv, _ = features(towers, [examples[i] for i in val_idx], rollouts)
         val = (pv, rv, yv)
-    head, stats = fit_head(p, r, y, w, cfg, val)
-    return TwoTowerValue(towers, head, stats)
+    groups = group_ids(fit)
+    out = []
+    for m in range(members):
+        head, stats = fit_head(p, r, y, w, replace(cfg, seed=cfg.seed + m), val, groups)
+        out.append(TwoTowerValue(towers, head, stats))
+    return out
