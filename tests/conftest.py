@@ -33,6 +33,7 @@ from _fx_jobs import *  # noqa: E402,F401,F403
 from _fx_llama import *  # noqa: E402,F401,F403
 from _fx_pg import *  # noqa: E402,F401,F403
 from _fx_ray import *  # noqa: E402,F401,F403
+from _fx_runs import *  # noqa: E402,F401,F403
 from _fx_search import *  # noqa: E402,F401,F403
 from _fx_value import *  # noqa: E402,F401,F403
 from _fx_vllm import *  # noqa: E402,F401,F403

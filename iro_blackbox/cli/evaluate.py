@@ -22,6 +22,20 @@ from .common import (
     console,
     rate_limits,
 )
+from .steer import (
+    ApiKeyEnvOption,
+    ApiModeOption,
+    BaseUrlOption,
+    PriceInputOption,
+    PriceOutputOption,
+    ReprobeOption,
+    SteerModelOption,
+    SteerProviderOption,
+    TokenizerOption,
+    VllmDtypeOption,
+    VllmPythonOption,
+    steer_overrides,
+)
 
 
 def eval_cmd(
@@ -63,8 +77,21 @@ def eval_cmd(
             show_default=False,
         ),
     ] = None,
+    provider: SteerProviderOption = None,
+    model: SteerModelOption = None,
+    base_url: BaseUrlOption = None,
+    tokenizer: TokenizerOption = None,
+    api_mode: ApiModeOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    reprobe: ReprobeOption = False,
+    price_input: PriceInputOption = None,
+    price_output: PriceOutputOption = None,
+    vllm_python: VllmPythonOption = None,
+    vllm_dtype: VllmDtypeOption = None,
 ) -> None:
-    """Compare the aligned policy with the baselines at equal compute (N = W*K samples)."""
+    """Compare the aligned policy with the baselines at equal compute (N = W*K samples). With
+    --provider / --model (and --base-url ...) every method runs on that model, steered by the
+    run's value models; the results are labelled with it and not added to the run's report."""
     from ..iro.evaluate import evaluate, write_json  # heavy: torch
     from ..iro.report import plot_compute
     from ..iro.runs import attach_compute
@@ -81,6 +108,11 @@ def eval_cmd(
         raise InputError("--plot draws the --budgets picture: give --budgets too")
     check_output_path(json_out, "--json")
     check_output_path(plot, "--plot")
+    steer = steer_overrides(
+        provider=provider, model=model, base_url=base_url, tokenizer=tokenizer,
+        api_mode=api_mode, api_key_env=api_key_env, reprobe=reprobe, price_input=price_input,
+        price_output=price_output, vllm_python=vllm_python, vllm_dtype=vllm_dtype,
+    )  # fmt: skip
     res = evaluate(
         run,
         data,
@@ -90,7 +122,7 @@ def eval_cmd(
         limit=limit,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
         budgets=sizes,
-        overrides=rate_limits(rpm, tpm),
+        overrides={**rate_limits(rpm, tpm), **steer},
     )
     if json_out:  # the results first: nothing after this may lose them
         write_json(res, json_out)
@@ -100,9 +132,9 @@ def eval_cmd(
     if quiet:
         console.print_json(json.dumps(res))
         return
-    t = Table(
-        title=f"{res['run']} on {res['data']} ({res['prompts']} prompts, N = W*K = {res['n']})"
-    )
+    steered = res.get("steered")
+    who = f"{res['run']} steering {steered['label']}" if steered else res["run"]
+    t = Table(title=f"{who} on {res['data']} ({res['prompts']} prompts, N = W*K = {res['n']})")
     for c in (
         "method",
         "mean reward",
@@ -152,4 +184,8 @@ def eval_cmd(
         console.print(f"plot: {plot}")
     if report is not None:
         console.print(f"the run's report now shows it: {report}")
+    elif sizes and steered:
+        console.print("not added to the run's report: these figures are of the steered model")
+    if steered and steered.get("mode"):
+        console.print(f"steered {steered['label']}: {steered['mode']}")
     console.print_json(json.dumps(res))

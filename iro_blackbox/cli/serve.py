@@ -13,7 +13,6 @@ import typer
 
 from ..errors import ConfigError
 from .common import (
-    ApiKeyEnvOption,
     DbOption,
     MaxCostOption,
     MaxOutputTokensOption,
@@ -23,6 +22,20 @@ from .common import (
     budget_of,
     err_console,
     rate_limits,
+)
+from .steer import (
+    ApiKeyEnvOption,
+    ApiModeOption,
+    BaseUrlOption,
+    PriceInputOption,
+    PriceOutputOption,
+    ReprobeOption,
+    SteerModelOption,
+    SteerProviderOption,
+    TokenizerOption,
+    VllmDtypeOption,
+    VllmPythonOption,
+    steer_overrides,
 )
 
 
@@ -79,11 +92,6 @@ def serve_cmd(
             help="Search concurrent requests together (--no-batching: one prompt at a time).",
         ),
     ] = True,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="openai-provider runs: serve through this API URL instead of the run's."),
-    ] = None,
-    api_key_env: ApiKeyEnvOption = None,
     device: Annotated[
         str | None, typer.Option(help="hf-provider runs and value models: cpu, cuda or auto.")
     ] = None,
@@ -93,9 +101,22 @@ def serve_cmd(
     max_output_tokens: MaxOutputTokensOption = None,
     rpm: RpmOption = None,
     tpm: TpmOption = None,
+    provider: SteerProviderOption = None,
+    model: SteerModelOption = None,
+    base_url: BaseUrlOption = None,
+    tokenizer: TokenizerOption = None,
+    api_mode: ApiModeOption = None,
+    api_key_env: ApiKeyEnvOption = None,
+    reprobe: ReprobeOption = False,
+    price_input: PriceInputOption = None,
+    price_output: PriceOutputOption = None,
+    vllm_python: VllmPythonOption = None,
+    vllm_dtype: VllmDtypeOption = None,
 ) -> None:
     """Serve a run's aligned policy (CBS guided by its value models) as /v1/completions and
-    /v1/chat/completions (streaming too) and /v1/models, until Ctrl-C."""
+    /v1/chat/completions (streaming too) and /v1/models, until Ctrl-C. With --provider /
+    --model (and --base-url ...) the run's value models steer that model instead, probed before
+    the server listens."""
     from ..serve import serve  # heavy: torch (the policy)
 
     if not 0 < port < 65536:
@@ -118,6 +139,11 @@ def serve_cmd(
             "this port can use the model",
             highlight=False,
         )
+    steer = steer_overrides(
+        provider=provider, model=model, base_url=base_url, tokenizer=tokenizer,
+        api_mode=api_mode, api_key_env=api_key_env, reprobe=reprobe, price_input=price_input,
+        price_output=price_output, vllm_python=vllm_python, vllm_dtype=vllm_dtype,
+    )  # fmt: skip
     serve(
         run,
         db=db,
@@ -132,9 +158,8 @@ def serve_cmd(
         max_batch=max_batch,
         batching=batching,
         print_fn=lambda msg: err_console.print(msg, highlight=False),
-        base_url=base_url,
-        api_key_env=api_key_env,
         device=device,
         budget=budget_of(max_cost, max_requests, max_output_tokens),
         **limits,
+        **steer,
     )

@@ -11,6 +11,9 @@ answers reranked by the value models (value-reranked sampling).
 cbs and iro answer by value score alone (no grader at decode time: what `iro-bb generate` returns);
 "grader pick" is the best of their complete answers (about W*K) by the grader, as Best-of-N
 picks the best of its N. Figures are computed as align computes them (metrics.py).
+With another provider or model to steer (load_run's overrides, steer.py), every method runs on
+that model (its own base samples, Best-of-N, and CBS guided by the run's value models), and the
+result says so under "steered"; nothing of it is stored as the run's own.
 """
 
 from __future__ import annotations
@@ -88,8 +91,12 @@ async def _evaluate(
     cfg = policy.cfg
     N = max([cfg.search.n, *(budgets or [])])  # base samples: enough for the Best-of-n curve
     rows: dict[str, dict[str, Any]] = {}
+    steering, mode = policy.steering, None
     try:
         with RunProgress(progress, provider=policy.provider) as prog:
+            if steering is not None:  # align's probe and refusal, before any sample
+                mode = await policy.aprepare(chat_prompts=any(e.is_chat for e in examples))
+                prog.log(f"steering {steering.label()}: {mode}" if mode else steering.label())
             # always: the base samples are the reference of every win rate
             prog.stage(f"base policy: {N} samples per prompt", len(examples))
             t0 = time.monotonic()
@@ -200,7 +207,7 @@ async def _evaluate(
     finally:
         spent = policy.provider.stats.snapshot()
         await policy.aclose()
-    return {
+    out: dict[str, Any] = {
         "run": policy.name,
         "data": data_name,
         "prompts": len(examples),
@@ -215,6 +222,9 @@ async def _evaluate(
         "iro_budgets": curve,
         "spent": {k: spent.get(k, 0) for k in ("requests", "cache_hits", "cost_usd")},
     }
+    if steering is not None:  # every figure is of that model, never the run's own
+        out["steered"] = {**steering.to_dict(), "label": steering.label(), "mode": mode}
+    return out
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

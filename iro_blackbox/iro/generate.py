@@ -61,9 +61,16 @@ def generate_file(
     )
 
 
-def batch_key(input_path: str | Path, search: dict[str, Any], final: str) -> str:
-    """What identifies one generation job's answers: the file, the search overrides, the pick."""
-    return stable_hash([str(Path(input_path).resolve()), search, final])[:8]
+def batch_key(
+    input_path: str | Path, search: dict[str, Any], final: str, steering: Any = None
+) -> str:
+    """What identifies one generation job's answers: the file, the search overrides, the pick,
+    and for a policy steering another model (steer.py) where it decodes, so that model's
+    answers are never taken for the run's own (or another model's)."""
+    parts: list[Any] = [str(Path(input_path).resolve()), search, final]
+    if steering is not None:
+        parts.append(steering.to_dict())
+    return stable_hash(parts)[:8]
 
 
 async def _generate_file(
@@ -84,15 +91,20 @@ async def _generate_file(
     examples = list(iter_examples(input_path))  # validates the whole file before any work
     policy = load_run(run, db=db, budget=budget, ledger=ledger, **(overrides or {}))
     repo = RunRepository(policy.store)
-    batch = batch_key(input_path, search, final)
+    steering = policy.steering
+    batch = batch_key(input_path, search, final, steering)
     have = repo.generations(policy.run_id, batch)
     todo = [policy.example(e) for e in examples if e.id not in have]
     params = policy.search_params(final=final, **search)
     by_id = {e.id: e for e in examples}
+    mode = None
     try:
         with RunProgress(
             progress, provider=policy.provider, on_progress=on_progress, cancel_check=cancel_check
         ) as prog:
+            if todo and steering is not None:  # align's probe and refusal, before any answer
+                mode = await policy.aprepare(chat_prompts=any(e.is_chat for e in todo))
+                prog.log(f"steering {steering.label()}: {mode}" if mode else steering.label())
             prog.stage(f"generate with {policy.name}", len(examples), len(examples) - len(todo))
 
             def on_result(result: SearchResult) -> None:
@@ -139,9 +151,11 @@ async def _generate_file(
                 "completion_tokens": g.completion_tokens,
                 "run": policy.name,
             }
+            if steering is not None:
+                record["steered"] = steering.to_dict()
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, out)
-    return {
+    out_res: dict[str, Any] = {
         "run": policy.name,
         "prompts": len(examples),
         "generated": len(todo),
@@ -149,3 +163,6 @@ async def _generate_file(
         "output": str(out),
         "spent": spent,
     }
+    if steering is not None:
+        out_res["steered"] = {**steering.to_dict(), "label": steering.label(), "mode": mode}
+    return out_res

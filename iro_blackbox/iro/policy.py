@@ -2,6 +2,8 @@
 
     policy = load_run("upbeat-1234abcd")
     [g.text for g in policy.generate(["Write a line about Mondays."])]
+    # the same value models steering another provider or model (steer.py)
+    load_run("upbeat-1234abcd", provider="openai", base_url=URL, model="big-model")
 
 pi_T ∝ pi_base exp(sum_t V_t / beta): decoding is chunk-level beam search scored by
 S = sum_t V_t(x, prefix) / beta_t (or, for a run with --policy rerank, N whole answers reranked by
@@ -26,7 +28,9 @@ from ..registry import SEARCHES
 from ..search import CombinedScorer, SearchParams, SearchResult
 from ..store import RunRepository, Store, open_store
 from ..value import ValueModel
-from .config import NOT_RESULTS, AlignConfig
+from .config import AlignConfig
+from .preflight import guard_costs, negotiate
+from .steer import Steering, decode_options
 
 
 @dataclass
@@ -70,6 +74,7 @@ class AlignedPolicy:
         value_models: list[Any],
         betas: list[float],
         chat: bool = False,
+        steering: Steering | None = None,
     ):
         self.name = name
         self.run_id = run_id
@@ -79,6 +84,9 @@ class AlignedPolicy:
         self.value_models = value_models
         self.betas = betas
         self.chat = chat  # trained on chat messages: a text prompt is the user's message
+        self.steering = steering  # another provider or model than the run's (steer.py)
+        self.mode: str | None = None  # a steered provider's line from aprepare()
+        self._prepared = False
         self._grader: Grader | None = None
 
     def as_prompt(self, prompt: str | list[dict[str, str]]) -> str | list[dict[str, str]]:
@@ -138,8 +146,10 @@ class AlignedPolicy:
     async def agenerate(
         self, prompts: list[str | list[dict[str, str]]], *, final: str = "score", **kw: Any
     ) -> list[Generation]:
-        """Decode each prompt (text or chat messages) with the aligned policy."""
+        """Decode each prompt (text or chat messages) with the aligned policy (a steered one
+        probes its endpoint first, once: aprepare)."""
         params = self.search_params(final=final, **kw)
+        await self.aprepare(chat_prompts=any(not isinstance(p, str) for p in prompts))
         exs = [
             Example(
                 id=str(i),
@@ -161,6 +171,19 @@ class AlignedPolicy:
         finally:
             await self.aclose()
 
+    async def aprepare(self, chat_prompts: bool = True) -> str | None:
+        """Before a steered policy's first request, as align before a run's: probe the endpoint
+        (or reuse its stored probe) and settle how it continues a partial answer, refusing with
+        the fix when the policy needs that and no mode can (vllm: its engine started). The line
+        that says which mode runs; None for the run's own provider (nothing changes there) or
+        one with nothing to settle. Once per policy (agenerate calls it); `chat_prompts`: some
+        prompts are chat messages."""
+        if self.steering is None or self._prepared:
+            return self.mode
+        self.mode = await negotiate(self.cfg, self.provider, chat_prompts=chat_prompts or self.chat)
+        self._prepared = True
+        return self.mode
+
     async def aclose(self) -> None:
         await self.provider.aclose()
 
@@ -169,6 +192,7 @@ class AlignedPolicy:
             "run": self.name,
             "model": self.cfg.provider.model,
             "provider": self.cfg.provider.provider,
+            "steering": self.steering.to_dict() if self.steering else None,
             "value_models": len(self.value_models),
             "w": self.cfg.search.w,
             "k": self.cfg.search.k,
@@ -184,41 +208,38 @@ def load_run(
     ledger: Ledger | None = None,
     **overrides: Any,
 ) -> AlignedPolicy:
-    """Load a run's aligned policy. `overrides`: options that do not change what the run learned
-    (base_url, concurrency, rpm, tpm, device, no_cache), e.g. to serve from another machine.
-    `budget`: limits on what this policy may spend at an API provider from now on (the run's own
-    --max-cost applied to aligning it, not to its later use); `ledger`: where that spending is
-    counted (default: this call only; a job's ledger spans its attempts)."""
+    """Load a run's aligned policy. `overrides`: provider options that do not change what the run
+    learned (base_url, concurrency, rpm, tpm, device, no_cache, ...), e.g. to serve from another
+    machine; or another provider or model for the run's value models to steer (provider, model,
+    base_url, tokenizer, api_mode, api_key_env, price_input/price_output, ...: which stored
+    options still hold is steer.py's rule). `budget`: limits on what this policy may spend at an
+    API provider from now on (the run's own --max-cost applied to aligning it, not to its later
+    use); `ledger`: where that spending is counted (default: this call only; a job's ledger spans
+    its attempts). A steered policy is refused as align refuses a run, before any request: an
+    API model whose prices are unknown, a budget with no room; `await policy.aprepare()` then
+    probes the endpoint and settles how it continues answers."""
     store = db if isinstance(db, Store) else open_store(db)
     repo = RunRepository(store)
     row = repo.find(run)
-    d = dict(row.config)
-    for k, v in overrides.items():
-        if v is not None:
-            if k not in NOT_RESULTS:
-                raise InputError(
-                    f"load_run: option {k} cannot be overridden (it changes what the run learned; "
-                    f"these can: {', '.join(sorted(NOT_RESULTS))})"
-                )
-            d[k] = v
+    d, steering = decode_options(row.config, overrides, "load_run")
     cfg = AlignConfig.from_dict(d)
-    models = []
-    for r in repo.value_models(row.id, upto):
+    records = repo.value_models(row.id, upto)
+    if not records:
+        raise InputError(f"run '{row.name}' has no trained value model yet (status {row.status})")
+    for r in records:
         if not Path(r.path).is_dir():
             raise InputError(f"run '{row.name}': value model V_{r.t} is missing at {r.path}")
-        models.append(
-            ValueModel.load(
-                r.path,
-                device=cfg.provider.device or "auto",
-                precision=cfg.value.value_precision,
-            )
-        )
-    if not models:
-        raise InputError(f"run '{row.name}' has no trained value model yet (status {row.status})")
     provider = build_provider(cfg.provider, store)
-    guard_provider(
-        provider, budget or Budget(), ledger, what=f"run '{row.name}' ({cfg.provider.provider})"
-    )
+    if steering is None:
+        what = f"run '{row.name}' ({cfg.provider.provider})"
+        guard_provider(provider, budget or Budget(), ledger, what=what)
+    else:
+        what = f"run '{row.name}' steering {steering.label()}"
+        guard_costs(provider, budget or Budget(), ledger, what=what)
+    device, precision = cfg.provider.device or "auto", cfg.value.value_precision
+    models = [ValueModel.load(r.path, device=device, precision=precision) for r in records]
     betas = cfg.search.betas(len(models))
     chat = repo.trained_on_chat(row.id)
-    return AlignedPolicy(row.name, row.id, cfg, store, provider, models, betas, chat=chat)
+    return AlignedPolicy(
+        row.name, row.id, cfg, store, provider, models, betas, chat=chat, steering=steering
+    )

@@ -17,6 +17,10 @@ In this order, so that whatever can refuse a run does so before its first paid r
 A refusal in 3 before any request was sent removes a run this attempt created: nothing is left
 half-written.
 
+A policy that decodes elsewhere (a run's value models steering another provider or model:
+policy.py, steer.py) goes through the same checks: `guard_costs` (1, before any request) and
+`negotiate` (the probe and the continuation mode of 3).
+
 `plan_only` is the dry run (`iro-bb align --dry-run`): the estimate alone, no run created and no
 request sent.
 """
@@ -134,16 +138,36 @@ async def _probe_and_estimate(
     else:
         log(f"probing {p.base_url} first: a dozen tiny requests, stored")
     if prepare is not None:
-        mode = await prepare(
-            needs_continuation=cfg.search.policy == "cbs",
-            chat_prompts=any(e.is_chat for e in train + evals),
-        )
+        mode = await negotiate(cfg, p, chat_prompts=any(e.is_chat for e in train + evals))
         log(mode)
     if not probed:  # now knowing whether the endpoint honours n
         est = estimate_run(cfg, p, book, train, evals)
         show_estimate(est, cfg, book.spent(), log)
     assert est is not None
     return est, mode
+
+
+async def negotiate(cfg: AlignConfig, provider: Any, chat_prompts: bool) -> str | None:
+    """How the provider runs the plan: an API provider probes the endpoint (or reuses its stored
+    probe) and settles the continuation mode, refusing with the fix when the run's policy needs
+    a partial answer continued and no mode can (vllm starts its engine). The line that says so,
+    or None for a provider with nothing to settle."""
+    prepare = getattr(provider, "prepare", None)
+    if prepare is None:
+        return None
+    return await prepare(needs_continuation=cfg.search.policy == "cbs", chat_prompts=chat_prompts)
+
+
+def guard_costs(
+    provider: Any, budget: Budget, ledger: Any = None, what: str = "this provider"
+) -> BudgetGuard | None:
+    """What align checks before a run exists, for a policy decoding elsewhere (a run's value
+    models steering another model): an API provider's prices must be known (never priced at
+    $0) and `budget` must leave room for a request; it then guards every request, counted in
+    `ledger`. A provider that costs nothing refuses a budget. Nothing is sent."""
+    if costs_something(provider):
+        require_prices(provider)
+    return guard_provider(provider, budget, ledger, what=what)
 
 
 def estimate_run(

@@ -52,7 +52,10 @@ def run_summary(run: str | int, db: str | Store | None = None) -> dict[str, Any]
 def attach_compute(run: str | int, result: dict[str, Any], db: str | Store | None = None) -> Any:
     """Keep an `eval --budgets` result in the run's folder and redraw its report with the
     equal-compute picture (IRO at each W*K beside Best-of-n); the report's path, or None for a
-    run without a folder."""
+    run without a folder or a result of another model the run's value models steered (the
+    run's report shows its own policy only)."""
+    if result.get("steered"):
+        return None
     import json
     from pathlib import Path
 

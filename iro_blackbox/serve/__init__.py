@@ -1,8 +1,9 @@
 """`iro-bb serve`: the aligned policy behind OpenAI-compatible /v1/completions and
 /v1/chat/completions (streaming too), with request batching, auth and limits."""
 
-from .app import ServeConfig, ServerHandle, make_app, serve, start_server
+from .app import ServeConfig, ServerHandle, make_app, start_server
 from .batcher import Batcher, GenParams
+from .run import serve
 from .schemas import ApiError, Limits
 
 __all__ = [

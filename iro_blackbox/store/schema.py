@@ -123,7 +123,8 @@ class Rollout(Base):
 class Generation(Base):
     """An answer `iro-bb generate` (or `generate_file`) made with a run's aligned policy for one
     line of a prompts file. `batch` keys one invocation's settings (file, search options, final
-    pick), so re-running it resumes and another setting starts afresh."""
+    pick, and the other model it steered, if any), so re-running it resumes and another setting
+    starts afresh."""
 
     __tablename__ = "generations"
     __table_args__ = (UniqueConstraint("run_id", "batch", "ex_id"),)
