@@ -436,3 +436,14 @@ def test_trim_stop_keeps_chunk_boundaries():
         "length",
     )
     assert _trim_stop("ab cd", ["ab ", "cd"], ["b", "d"], "length") == ("a", ["a"], "stop")
+
+
+def test_default_max_tokens_is_the_runs_own_capped_by_the_limit():
+    from types import SimpleNamespace
+
+    from iro_blackbox.iro.config import AlignConfig
+    from iro_blackbox.serve.run import default_limits
+
+    cfg = AlignConfig.from_dict({"data": "x.jsonl", "max_tokens": 32, "l": 8})
+    assert default_limits(SimpleNamespace(cfg=cfg), 512).default_max_tokens == 32
+    assert default_limits(SimpleNamespace(cfg=cfg), 16).default_max_tokens == 16

@@ -14,8 +14,8 @@ from .schemas import Limits
 
 def default_limits(policy: Any, max_tokens_limit: int, max_n: int = 8) -> Limits:
     """Limits whose default max_tokens is the run's own (capped by the limit)."""
-    cfg = getattr(policy, "cfg", None)
-    default = int(getattr(cfg, "max_tokens", 64) or 64)
+    search = getattr(getattr(policy, "cfg", None), "search", None)
+    default = int(getattr(search, "max_tokens", 64) or 64)
     return Limits(
         max_tokens=max_tokens_limit,
         default_max_tokens=min(default, max_tokens_limit),
