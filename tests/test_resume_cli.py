@@ -91,7 +91,6 @@ def test_resume_a_stopped_failed_cancelled_and_finished_run(tiny_run, fake_api, 
     one_error_line(r, "DATA")
     assert fake_api.count() == sent and status(db, "r") == "stopped"
 
-
     # the budget given on resume wins over the stored one; a refused request fails the run
     fake_api.fail_next(("status", 400, {}, "no such thing"))
     r = iro_bb("align", "--resume", "r", "--beta", "1", "--max-requests", "1000", *common,
