@@ -55,11 +55,25 @@ def centered_targets(examples: Sequence[Any]) -> list[float]:
 
 
 def _pairs(group: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(i, j) index pairs of one group with target_i > target_j."""
-    same = group.unsqueeze(0) == group.unsqueeze(1)
-    better = target.unsqueeze(1) > target.unsqueeze(0)
-    i, j = torch.nonzero(same & better, as_tuple=True)
-    return i, j
+    """(i, j) index pairs of one group with target_i > target_j; memory grows with the pairs
+    found, not with the square of the rows (a relabelled run has 100,000 of them)."""
+    if group.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    order = torch.argsort(group, stable=True)
+    _, counts = torch.unique_consecutive(group[order], return_counts=True)
+    out_i, out_j = [], []
+    for members in torch.split(order, counts.tolist()):
+        if len(members) < 2:
+            continue
+        t = target[members]
+        a, b = torch.nonzero(t.unsqueeze(1) > t.unsqueeze(0), as_tuple=True)
+        out_i.append(members[a])
+        out_j.append(members[b])
+    if not out_i:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty
+    return torch.cat(out_i), torch.cat(out_j)
 
 
 def pairwise_loss(
