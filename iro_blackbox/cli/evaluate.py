@@ -44,7 +44,8 @@ def eval_cmd(
     methods: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: base, bon (Best-of-N), cbs (V_1 only), iro (V_1..V_T)."
+            help="Comma-separated: base, bon (Best-of-N), cbs (V_1 only), iro (V_1..V_T), "
+            "rerank (N whole answers, the best by V_1..V_T; not by default)."
         ),
     ] = "base,bon,cbs,iro",
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N prompts only.")] = None,
@@ -155,6 +156,7 @@ def eval_cmd(
             "bon": f"best-of-{res['n']}",
             "cbs": "cbs (V_1)",
             "iro": "iro (V_1..V_T)",
+            "rerank": f"rerank {res['n']} (V_1..V_T)",
         }.get(name, name)
         t.add_row(
             label,

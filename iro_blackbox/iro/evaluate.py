@@ -6,6 +6,8 @@ Methods:
   bon   Best-of-N by the grader over those N samples
   cbs   the run's policy guided by V_1 alone (CBS with a single value model)
   iro   the run's policy guided by V_1..V_T (the aligned policy)
+  rerank  N = W*K whole base answers, the best by V_1..V_T (value-reranked sampling: the same
+        value models choosing among complete answers instead of steering one; not by default)
 The run's policy is chunk-level beam search, or for a run with --policy rerank N = W*K whole
 answers reranked by the value models (value-reranked sampling).
 cbs and iro answer by value score alone (no grader at decode time: what `iro-bb generate` returns);
@@ -33,14 +35,15 @@ from ..store import Store
 from . import metrics
 from .policy import load_run
 
-METHODS = ("base", "bon", "cbs", "iro")
+METHODS = ("base", "bon", "cbs", "iro", "rerank")
+DEFAULT_METHODS = ("base", "bon", "cbs", "iro")
 
 
 def evaluate(
     run: str | int,
     data: str | Path,
     *,
-    methods: list[str] | tuple[str, ...] = METHODS,
+    methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
     db: str | Store | None = None,
     progress: bool = True,
     limit: int | None = None,
@@ -140,15 +143,20 @@ async def _evaluate(
                     "seconds": secs,
                     "n": n_run,
                 }
-            for method, upto in (("cbs", 1), ("iro", None)):
+            for method, upto, how in (
+                ("cbs", 1, cfg.search.policy),
+                ("iro", None, cfg.search.policy),
+                ("rerank", None, "rerank"),
+            ):
                 if method not in methods:
                     continue
                 k = len(policy.value_models) if upto is None else upto
-                prog.stage(f"{method}: {cfg.search.policy} with V_1..V_{k}", len(examples))
+                prog.stage(f"{method}: {how} with V_1..V_{k}", len(examples))
                 t0 = time.monotonic()
                 res = await policy.asearch(
                     examples,
                     policy.search_params(final="grader"),
+                    method=how,
                     upto=upto,
                     grader=grader,
                     on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
