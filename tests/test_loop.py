@@ -371,3 +371,11 @@ def test_two_tower_value_models_train_steer_and_reload(files, tmp_path, tiny_ber
     again = RecordingTrainer(cfg)
     res2 = run_loop(cfg, db, FakeProvider(), again)
     assert again.trained == [] and len(again.loaded) == 2 and res2.metrics == res.metrics
+    # generate / eval / serve load a run's value models with the same one loader
+    from iro_blackbox.value import load_saved
+    from iro_blackbox.value.twotower import TwoTowerValue
+
+    v1 = load_saved(res.out_dir / "value" / "v1")
+    assert isinstance(v1, TwoTowerValue)
+    same = again.load(again.loaded[0])
+    assert v1.score(["Say hi."], ["Hello"]) == same.score(["Say hi."], ["Hello"])

@@ -27,7 +27,7 @@ from ..providers.budget import Budget, Ledger, guard_provider
 from ..registry import SEARCHES
 from ..search import CombinedScorer, SearchParams, SearchResult
 from ..store import RunRepository, Store, open_store
-from ..value import ValueModel
+from ..value import load_saved
 from .config import AlignConfig
 from .preflight import guard_costs, negotiate
 from .steer import Steering, decode_options
@@ -237,7 +237,7 @@ def load_run(
         what = f"run '{row.name}' steering {steering.label()}"
         guard_costs(provider, budget or Budget(), ledger, what=what)
     device, precision = cfg.provider.device or "auto", cfg.value.value_precision
-    models = [ValueModel.load(r.path, device=device, precision=precision) for r in records]
+    models = [load_saved(r.path, device=device, precision=precision) for r in records]
     betas = cfg.search.betas(len(models))
     chat = repo.trained_on_chat(row.id)
     return AlignedPolicy(

@@ -22,13 +22,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..value import RolloutData, ValueModel, make_value_examples, train_value_model
+from ..value import RolloutData, load_saved, make_value_examples, train_value_model
 from ..value.ranking import heldout_ranking, rank_examples
 from ..value.train import split_examples
 from ..value.twotower import (
     TwoTowerConfig,
-    is_two_tower,
-    load_two_tower,
     save_two_tower,
     shared_towers,
     train_two_tower,
@@ -153,9 +151,7 @@ class DefaultValueTrainer:
         return gate_check(previous, betas, model, beta, val, tcfg)
 
     def load(self, path: str) -> Any:
-        if is_two_tower(path):
-            return load_two_tower(path)
-        return ValueModel.load(
+        return load_saved(
             path,
             device=self.cfg.provider.device or "auto",
             precision=self.cfg.value.value_precision,

@@ -20,7 +20,12 @@ from typing import Any
 from .config import DEFAULT_LR, ValueConfig, ValueTrainConfig
 from .data import RolloutData, ValueExample, make_value_examples
 
-_HEAVY = {"ValueModel": "model", "split_examples": "train", "train_value_model": "train"}
+_HEAVY = {
+    "ValueModel": "model",
+    "load_saved": "saved",
+    "split_examples": "train",
+    "train_value_model": "train",
+}
 __all__ = [
     "DEFAULT_LR",
     "RolloutData",
@@ -28,6 +33,7 @@ __all__ = [
     "ValueExample",
     "ValueModel",
     "ValueTrainConfig",
+    "load_saved",
     "make_value_examples",
     "split_examples",
     "train_value_model",
