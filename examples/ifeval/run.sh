@@ -3,7 +3,10 @@
 # (IFEval's own strict checkers as the grader) on CPU, then print the table and the report path.
 # Rollouts go through vLLM's CPU build when .venv-vllm exists (about 2.6x the tokens/s of the hf
 # provider on 2 cores: README, "Rollout engines"), else through the hf provider.
-# Re-running resumes. Extra options are passed to `iro-bb align` (e.g. --iterations 1).
+# The value model is the one the lab chose for IFEval (README, "The value-model lab"): the
+# two-tower model (frozen SmolLM2 towers, answer tower of 8 layers) with a pairwise loss, each
+# answer also graded for 8 other prompts. Re-running resumes. Extra options are passed to
+# `iro-bb align` (e.g. --iterations 2: measured here with 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/setup.sh ifeval
@@ -14,6 +17,6 @@ if [ -x .venv-vllm/bin/python ]; then engine=(--provider vllm --vllm-python .ven
 exec .venv/bin/iro-bb align examples/ifeval/train.jsonl \
   --eval examples/ifeval/eval.jsonl \
   --grader examples/ifeval/grader.json \
-  --iterations 2 --fresh-prompts --w 4 --k 4 --l 16 --max-tokens 64 \
-  --rollouts 8 --guided-rollouts 4 \
+  --iterations 1 --w 4 --k 4 --l 16 --max-tokens 64 --rollouts 8 \
+  --value-model twotower --answer-layers 8 --value-loss pairwise --value-relabel 8 \
   "${engine[@]}" --run-name ifeval "$@"
