@@ -362,16 +362,6 @@ def features(
     return p, r, y, w
 
 
-def group_ids(examples: Sequence[Any]) -> torch.Tensor:
-    """One id per (prompt, position): the rows a ranking loss may pair."""
-    ids: dict[tuple[str, int], int] = {}
-    out = []
-    for i, e in enumerate(examples):
-        key = (e.prompt, e.position) if e.position >= 0 else (e.prompt, -1 - i)
-        out.append(ids.setdefault(key, len(ids)))
-    return torch.tensor(out, dtype=torch.long)
-
-
 def train_two_tower(
     examples: Sequence[Any],
     rollouts: Sequence[Any],
@@ -383,7 +373,7 @@ def train_two_tower(
     """Fit `members` heads (seeds cfg.seed, cfg.seed + 1, ...) on examples[train_idx], each
     keeping the weights best on examples[val_idx]; features are read once for all of them.
     centered / pairwise losses regress on each target minus its prompt's mean reward."""
-    from .ranking import centered_targets
+    from .ranking import centered_targets, pair_groups
 
     if cfg.loss not in ("mse", "centered", "pairwise"):
         raise ValueError(f"two-tower loss must be mse, centered or pairwise, not {cfg.loss!r}")
@@ -398,7 +388,7 @@ def train_two_tower(
     if val_idx:
         pv, rv, yv, _ = features(towers, [examples[i] for i in val_idx], rollouts)
         val = (pv, rv, yv)
-    groups = group_ids(fit)
+    groups = torch.tensor(pair_groups(fit), dtype=torch.long)
     out = []
     for m in range(members):
         head, stats = fit_head(p, r, y, w, replace(cfg, seed=cfg.seed + m), val, groups)
