@@ -251,3 +251,72 @@ def test_pairwise_head_learns_the_order_within_each_group():
     assert float((s[i] > s[j]).float().mean()) > 0.8
     with pytest.raises(ValueError, match="groups"):
         fit_head(p, r, y, None, cfg)
+
+
+def _interaction_data(seed: int, n_groups: int = 40, per: int = 6):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(n_groups, 8, generator=g).repeat_interleave(per, 0)
+    r = torch.randn(n_groups * per, 8, generator=g)
+    y = (p * r).sum(1) + 0.5 * torch.randn(n_groups * per, generator=g)
+    return p, r, y, torch.arange(n_groups).repeat_interleave(per)
+
+
+def test_head_keeps_the_checkpoint_with_the_best_validation_pair_accuracy():
+    """select="accuracy" and select="mse" train the same trajectory (same seed) and differ only
+    in the checkpoint kept: each is at least as good as the other on its own criterion."""
+    import torch
+
+    from iro_blackbox.value.ranking import _pairs
+    from iro_blackbox.value.twotower import TwoTowerConfig, fit_head
+
+    p, r, y, groups = _interaction_data(0, n_groups=20)
+    pv, rv, yv, gv = _interaction_data(1, n_groups=20)
+    vi, vj = _pairs(gv, yv)
+
+    def measure(select: str) -> tuple[float, float]:
+        cfg = TwoTowerConfig(steps=1500, hidden=32, loss="pairwise", select=select)
+        head, st = fit_head(p, r, y, None, cfg, (pv, rv, yv, gv), groups)
+        with torch.no_grad():
+            s = head((pv - st["p_mean"]) / st["p_std"], (rv - st["r_mean"]) / st["r_std"])
+        mse = float((((yv - st["y_mean"]) / st["y_std"] - s) ** 2).mean())
+        return float((s[vi] > s[vj]).float().mean()), mse
+
+    acc_a, mse_a = measure("accuracy")
+    acc_m, mse_m = measure("mse")
+    assert acc_a >= acc_m and mse_m <= mse_a
+    assert (acc_a, mse_a) != (acc_m, mse_m)  # the two rules kept different checkpoints here
+
+
+def test_two_tower_saved_before_the_product_option_loads_with_its_product_head(tmp_path, tiny_lm_dir):
+    """A model saved by an earlier version (its config has no `product`; its MLP read p * r) loads
+    with that head and scores as it did."""
+    import json
+
+    import torch
+
+    from iro_blackbox.value.twotower import (
+        Towers,
+        TwoTowerConfig,
+        TwoTowerValue,
+        fit_head,
+        load_two_tower,
+        save_two_tower,
+    )
+
+    cfg = TwoTowerConfig(backbone=str(tiny_lm_dir), answer_layers=1, steps=5, product=True)
+    towers = Towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    answers = ["The river runs.", "A stone sleeps."]
+    p = towers.prompts(["Use the word river."] * 2)
+    r = torch.stack([towers.answer_at(a, len(a)) for a in answers])
+    head, stats = fit_head(p, r, torch.tensor([1.0, 0.0]), None, cfg)
+    model = TwoTowerValue(towers, head, stats)
+    save_two_tower(model, cfg, tmp_path)
+    meta = json.loads((tmp_path / "twotower.json").read_text())
+    del meta["config"]["product"], meta["config"]["select"]
+    (tmp_path / "twotower.json").write_text(json.dumps(meta))
+    loaded = load_two_tower(tmp_path)
+    assert loaded.head.product
+    prompts = ["Use the word river."] * 2
+    assert loaded.score(prompts, answers) == pytest.approx(model.score(prompts, answers), abs=1e-5)

@@ -55,7 +55,9 @@ class Variant:
     genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
     twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
-    prompt_layer: int = -1  # twotower: hidden layer of the prompt tower
+    prompt_layer: int | None = None  # twotower: hidden layer of the prompt tower (None: middle)
+    product: bool = False  # twotower: the MLP also reads p * r
+    select: str = "accuracy"  # twotower: checkpoint kept by validation accuracy | mse
     joint: bool = False  # twotower: the answer tower reads the answer after the prompt
     pool: str = "mean"  # twotower: answer features, mean | last (token state)
     hidden: int = 256  # twotower: MLP width
@@ -87,9 +89,9 @@ def parse_variant(text: str) -> Variant:
                 kw[key] = int(value)
             elif key in ("al", "pl"):
                 kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
-            elif key == "joint":
+            elif key in ("joint", "product"):
                 kw[key] = value not in ("0", "false", "no")
-            elif key == "pool":
+            elif key in ("pool", "select"):
                 kw[key] = value
             elif key == "lr":
                 kw[key] = float(value)
@@ -253,6 +255,8 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
         pool=v.pool,
         loss=v.loss,
         hidden=v.hidden,
+        product=v.product,
+        select=v.select,
         steps=v.steps or TwoTowerConfig.steps,
         seed=seed * 1000,
     )

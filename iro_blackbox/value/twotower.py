@@ -1,10 +1,11 @@
 """A two-tower value model: the prompt and the partial answer are read by separate towers and
 meet in a small MLP.
 
-    V(x, y<=i) = MLP([p(x), r(y<=i), p(x) * r(y<=i)])
+    V(x, y<=i) = MLP([p(x), r(y<=i)])
 
 p(x): the prompt tower, a decoder LM's mean hidden state over the prompt at layer `prompt_layer`
-(computed once per prompt, so it can be deep). r(y<=i): the answer tower, the mean hidden state
+(computed once per prompt; by default the middle of the network, which the lab measured to read
+the instruction better than the last layer). r(y<=i): the answer tower, the mean hidden state
 of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
 embeddings alone: a cased bag of tokens). The answer tower never sees the prompt, so:
 - every prefix of an answer comes from ONE causal pass over the answer (running means), and the
@@ -34,14 +35,18 @@ class TwoTowerConfig:
     """What the towers read and how the head is trained."""
 
     backbone: str = "smollm2-135m-instruct"  # a decoder LM (alias, folder or .gguf)
-    prompt_layer: int = -1  # hidden layer of the prompt tower (-1: the last)
+    prompt_layer: int | None = None  # hidden layer of the prompt tower (None: the middle one,
+    # n_layers // 2 + 1; -1: the last)
     answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
     joint: bool = False  # the answer tower reads the answer after the prompt (chat-formatted)
     pool: str = "mean"  # answer features: mean (running mean of token states) | last (last token)
     loss: str = "mse"  # mse | centered (reward minus its prompt's mean) | pairwise (centered +
     # Bradley-Terry on pairs of one prompt at one position)
     hidden: int = 256  # MLP width
-    steps: int = 2000  # optimizer steps over the cached features (batches of 256, reshuffled)
+    product: bool = False  # the MLP also reads p(x) * r(y) (element-wise: overfits, see README)
+    select: str = "accuracy"  # which checkpoint is kept: the best validation pair accuracy
+    # (accuracy) or mean squared error (mse)
+    steps: int = 1000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     dropout: float = 0.1
@@ -54,7 +59,7 @@ class Towers:
     def __init__(
         self,
         backbone: str,
-        prompt_layer: int = -1,
+        prompt_layer: int | None = None,
         answer_layers: int = 4,
         joint: bool = False,
         pool: str = "mean",
@@ -67,7 +72,8 @@ class Towers:
         path = plain_model_folder(backbone)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.lm = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
-        self.prompt_layer = prompt_layer
+        n_layers = int(self.lm.config.num_hidden_layers)
+        self.prompt_layer = n_layers // 2 + 1 if prompt_layer is None else prompt_layer
         self.answer_layers = answer_layers
         # the answer tower: the same weights, only the first `answer_layers` layers run
         self.answer_lm = copy.copy(self.lm)
@@ -155,14 +161,19 @@ class Towers:
 
 
 class Head(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float):
+    def __init__(self, dim: int, hidden: int, dropout: float, product: bool = False):
         super().__init__()
+        self.product = product
         self.net = nn.Sequential(
-            nn.Linear(3 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+            nn.Linear((3 if product else 2) * dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
         )
 
     def forward(self, p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([p, r, p * r], dim=-1)).squeeze(-1)
+        parts = [p, r, p * r] if self.product else [p, r]
+        return self.net(torch.cat(parts, dim=-1)).squeeze(-1)
 
 
 def fit_head(
@@ -171,12 +182,14 @@ def fit_head(
     y: torch.Tensor,
     w: torch.Tensor | None,
     cfg: TwoTowerConfig,
-    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    val: tuple[torch.Tensor, ...] | None = None,
     groups: torch.Tensor | None = None,
 ) -> tuple[Head, dict[str, Any]]:
     """Train the MLP on cached features (p, r rows aligned with targets y); features and targets
-    standardised, the statistics kept with the head. `val` (p, r, y of held-apart prompts): the
-    weights with the lowest validation MSE, checked every EVAL_EVERY steps, are kept.
+    standardised, the statistics kept with the head. `val` (p, r, y[, groups] of held-apart
+    prompts): checked every EVAL_EVERY steps, the weights with the best validation pair accuracy
+    over same-group pairs (cfg.select "accuracy", when val has groups and pairs) or the lowest
+    validation MSE are kept.
     cfg.loss == "pairwise" adds a Bradley-Terry term on pairs of rows of equal `groups` id
     (same prompt and position) whose targets differ, the MSE keeping values in reward units."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -190,7 +203,7 @@ def fit_head(
     rn = (r - stats["r_mean"]) / stats["r_std"]
     yn = (y - stats["y_mean"]) / stats["y_std"]
     w = torch.ones_like(y) if w is None else w
-    head = Head(p.shape[1], cfg.hidden, cfg.dropout)
+    head = Head(p.shape[1], cfg.hidden, cfg.dropout, cfg.product)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n, bs = len(y), 256
     head.train()
@@ -205,10 +218,16 @@ def fit_head(
         pi, pj = _pairs(groups, y)
         pairs = (pi, pj) if pi.numel() else None
         porder, pat = torch.randperm(len(pi), generator=gen), 0
+    vpairs = None
     if val is not None:
         pv = (val[0] - stats["p_mean"]) / stats["p_std"]
         rv = (val[1] - stats["r_mean"]) / stats["r_std"]
         yv = (val[2] - stats["y_mean"]) / stats["y_std"]
+        if cfg.select == "accuracy" and len(val) > 3:
+            from .ranking import _pairs
+
+            vpairs = _pairs(val[3], val[2])
+            vpairs = vpairs if vpairs[0].numel() else None
     for _ in range(cfg.steps):
         if at >= n:
             order, at = torch.randperm(n, generator=gen), 0
@@ -232,7 +251,11 @@ def fit_head(
         if val is not None and step % EVAL_EVERY == 0:
             head.eval()
             with torch.no_grad():
-                got = float(((head(pv, rv) - yv) ** 2).mean())
+                pred = head(pv, rv)
+                if vpairs is not None:  # lower is better: minus the pair accuracy
+                    got = -float((pred[vpairs[0]] > pred[vpairs[1]]).float().mean())
+                else:
+                    got = float(((pred - yv) ** 2).mean())
             head.train()
             if got < best[0]:
                 best = (got, copy.deepcopy(head.state_dict()))
@@ -285,12 +308,16 @@ class TwoTowerValue:
         return self.score_features(p, r)
 
 
-_SHARED: dict[tuple[str, int, int, bool, str], Towers] = {}
+_SHARED: dict[tuple[str, int | None, int, bool, str], Towers] = {}
 FORMAT = "iro-bb/two-tower-value"
 
 
 def shared_towers(
-    backbone: str, prompt_layer: int, answer_layers: int, joint: bool = False, pool: str = "mean"
+    backbone: str,
+    prompt_layer: int | None,
+    answer_layers: int,
+    joint: bool = False,
+    pool: str = "mean",
 ) -> Towers:
     """One frozen Towers per (backbone, layers, reading) in this process: V_1..V_T share it."""
     key = (backbone, prompt_layer, answer_layers, joint, pool)
@@ -336,10 +363,11 @@ def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
     meta = json.loads((folder / "twotower.json").read_text())
     if meta.get("format") != FORMAT:
         raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
-    cfg = TwoTowerConfig(**meta["config"])
+    # models saved before `product` existed read p * r too
+    cfg = TwoTowerConfig(**{"product": True, **meta["config"]})
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     tensors = load_file(str(folder / "head.safetensors"))
-    head = Head(towers.dim, cfg.hidden, cfg.dropout)
+    head = Head(towers.dim, cfg.hidden, cfg.dropout, cfg.product)
     head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
     head.eval()
     stats: dict[str, Any] = {k[6:]: v for k, v in tensors.items() if k.startswith("stats.")}
@@ -377,6 +405,8 @@ def train_two_tower(
 
     if cfg.loss not in ("mse", "centered", "pairwise"):
         raise ValueError(f"two-tower loss must be mse, centered or pairwise, not {cfg.loss!r}")
+    if cfg.select not in ("accuracy", "mse"):
+        raise ValueError(f"two-tower select must be accuracy or mse, not {cfg.select!r}")
     examples = list(examples)
     if cfg.loss != "mse":
         centered = centered_targets(examples)
@@ -386,8 +416,9 @@ def train_two_tower(
     p, r, y, w = features(towers, fit, rollouts)
     val = None
     if val_idx:
-        pv, rv, yv, _ = features(towers, [examples[i] for i in val_idx], rollouts)
-        val = (pv, rv, yv)
+        stop = [examples[i] for i in val_idx]
+        pv, rv, yv, _ = features(towers, stop, rollouts)
+        val = (pv, rv, yv, torch.tensor(pair_groups(stop), dtype=torch.long))
     groups = torch.tensor(pair_groups(fit), dtype=torch.long)
     out = []
     for m in range(members):
