@@ -8,7 +8,11 @@ import asyncio
 import math
 import random
 import threading
+import time
+import zlib
 from collections import Counter
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from _fx_search import (
@@ -21,6 +25,7 @@ from _fx_search import (
     make_examples,
 )
 
+from iro_blackbox.dataset import prompt_text
 from iro_blackbox.errors import Cancelled, ConfigError, IroError, ProviderError
 from iro_blackbox.params import SamplingParams
 from iro_blackbox.providers.base import Chunk, Usage
@@ -193,6 +198,83 @@ def test_coalescer_merges_calls_of_one_tick_and_shares_errors():
 
     c = asyncio.run(main())
     assert seen == [[1, 2, 3], [5, -1]] and c.calls == 2
+
+
+class _BatchingProvider(FakeProvider):
+    """Batches like the local `hf` provider: calls queue for one worker thread, which runs every
+    row queued meanwhile as one batch (at most `max_rows`) after a random pause; and what a chunk
+    says depends on its batch, as a real model's logits do on the rows padded beside them. A
+    search repeats itself only if its batches do."""
+
+    def __init__(self, pause_seed: int, max_rows: int = 16):
+        super().__init__(stop_prob=0.1)
+        self.pauses = random.Random(pause_seed)
+        self.max_rows = max_rows
+        self.batches: list[list[tuple[str, str, int]]] = []
+        self._queue: list[tuple[Any, int, Any, Any]] = []  # loop, request, job results, future
+        self._cv = threading.Condition()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    async def extend(self, requests):
+        loop, fut = asyncio.get_running_loop(), asyncio.get_running_loop().create_future()
+        job = {"left": len(requests), "out": [None] * len(requests)}
+        with self._cv:
+            self._queue += [(loop, (i, r), job, fut) for i, r in enumerate(requests)]
+            self._cv.notify()
+        return await fut
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                batch, rows = [], 0
+                while self._queue and rows + self._queue[0][1][1].n <= self.max_rows:
+                    batch.append(self._queue.pop(0))
+                    rows += batch[-1][1][1].n
+                batch = batch or [self._queue.pop(0)]
+            time.sleep(self.pauses.random() * 0.003)
+            self.batches.append(
+                [(r.prefix, prompt_text(r.prompt), r.sample_index) for _, (_, r), _, _ in batch]
+            )
+            for loop, (i, r), job, fut in batch:
+                chunks = [self.chunk(r, j) for j in range(r.n)]
+                job["out"][i] = [
+                    c if zlib.crc32(f"{c.text}|{rows}".encode()) % 3 else replace(c, finish_reason="stop")
+                    for c in chunks
+                ]  # fmt: skip
+                job["left"] -= 1
+                if job["left"] == 0:
+                    loop.call_soon_threadsafe(fut.set_result, job["out"])
+
+
+class _SlowWordValue(WordValue):
+    """A value model whose score takes a random time (CombinedScorer runs it in a thread)."""
+
+    def __init__(self, word: str, pause_seed: int):
+        super().__init__(word)
+        self.pauses = random.Random(pause_seed)
+
+    def score(self, prompts, partials):
+        time.sleep(self.pauses.random() * 0.004)
+        return super().score(prompts, partials)
+
+
+def test_cbs_batches_and_answers_do_not_depend_on_thread_timing():
+    """Issue 20, item 9: the demo's iteration 2 (a guided search) differed between two seeded runs
+    because which prompts shared a provider call depended on which worker thread (the model's or
+    the value models') finished first. In lockstep every call holds the rows of every prompt in
+    flight, in example order, whatever the timing."""
+    runs = []
+    for pause_seed in range(4):
+        prov = _BatchingProvider(pause_seed)
+        scorer = CombinedScorer([_SlowWordValue("tea", pause_seed + 100)])
+        grader = FnGrader(lambda x, _: x.count("a"))
+        params = P(w=2, k=2, l=2, max_tokens=12, concurrency=4, final="score")
+        res = asyncio.run(cbs(make_examples(12), prov, scorer, params, grader=grader))
+        runs.append((prov.batches, [[(c.text, c.score) for c in r.candidates] for r in res]))
+    assert all(r == runs[0] for r in runs[1:])
+    assert max(len({p for _, p, _ in b}) for b in runs[0][0]) == 4  # the prompts share batches
 
 
 # -- sample and best_of_n ---------------------------------------------------------------------

@@ -36,4 +36,4 @@ async def best_of_n(
         pool = list(range(len(cands)))
         return await ctx.finish(example, "best_of_n", cands, pool, pick_by, usage, started)
 
-    return await run_all(examples, one, params.concurrency, on_result)
+    return await run_all(examples, one, params.concurrency, on_result, ctx.lockstep)

@@ -160,4 +160,4 @@ async def cbs(
     async def one(example: Example) -> SearchResult:
         return await _search_one(ctx, example, pick_by)
 
-    return await run_all(examples, one, params.concurrency, on_result)
+    return await run_all(examples, one, params.concurrency, on_result, ctx.lockstep)

@@ -14,7 +14,7 @@ from ..dataset import Example
 from ..errors import ConfigError, ProviderError
 from ..graders.base import Grade, Grader
 from ..providers.base import Chunk, Extend, Provider
-from .batching import Coalescer
+from .batching import Coalescer, Rendezvous, order_key
 from .scorer import Scorer, as_scorer, is_empty
 from .types import Candidate, SearchParams, SearchResult, SearchUsage
 
@@ -74,10 +74,16 @@ class SearchContext:
         self.scorer: Scorer = as_scorer(scorer)
         self.params = params
         self.grader = grader
-        self._extend: Coalescer[Extend, list[Chunk]] = Coalescer(provider.extend, "provider")
-        self._score: Coalescer[tuple[str, str], float] = Coalescer(self._score_pairs, "scorer")
+        # run_all's prompts move in lockstep: what shares a call never depends on timing
+        self.lockstep = Rendezvous()
+        self._extend: Coalescer[Extend, list[Chunk]] = Coalescer(
+            provider.extend, "provider", self.lockstep
+        )
+        self._score: Coalescer[tuple[str, str], float] = Coalescer(
+            self._score_pairs, "scorer", self.lockstep
+        )
         self._grade: Coalescer[tuple[str, dict[str, Any]], Grade] = Coalescer(
-            self._grade_pairs, "grader"
+            self._grade_pairs, "grader", self.lockstep
         )
 
     # -- the three coalesced calls, with accounting into one prompt's usage ----------------------
@@ -214,26 +220,37 @@ async def run_all(
     run_one: Callable[[Example], Awaitable[SearchResult]],
     concurrency: int,
     on_result: OnResult | None = None,
+    lockstep: Rendezvous | None = None,
 ) -> list[SearchResult]:
     """Search every example with at most `concurrency` in flight; results in input order.
 
     `on_result(result)` (sync or async) runs as each prompt finishes. If it raises (e.g.
-    Cancelled), the prompts in flight are cancelled and the error propagates.
+    Cancelled), the prompts in flight are cancelled and the error propagates. With `lockstep`
+    (the search context's), the prompts' coalesced calls go out when all of them wait, their rows
+    in example order (batching.py): batches, and so a seeded search, do not depend on timing.
     """
     examples = list(examples)
     results: list[SearchResult | None] = [None] * len(examples)
     todo = iter(enumerate(examples))
 
     async def worker() -> None:
-        for i, ex in todo:  # a shared iterator: each example is taken by one worker
-            res = await run_one(ex)
-            results[i] = res
-            if on_result is not None:
-                ret = on_result(res)
-                if inspect.isawaitable(ret):
-                    await ret
+        try:
+            for i, ex in todo:  # a shared iterator: each example is taken by one worker
+                order_key.set(i)  # this task's place in the rows of a coalesced call
+                res = await run_one(ex)
+                results[i] = res
+                if on_result is not None:
+                    ret = on_result(res)
+                    if inspect.isawaitable(ret):
+                        await ret
+        finally:
+            if lockstep is not None:
+                lockstep.leave()
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(examples)))]
+    n = min(concurrency, len(examples))
+    if lockstep is not None:
+        lockstep.join(n)
+    tasks = [asyncio.ensure_future(worker()) for _ in range(n)]
     try:
         if tasks:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

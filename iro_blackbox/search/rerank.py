@@ -45,4 +45,4 @@ async def rerank(
         pool = answer_pool([c.text for c in cands])
         return await ctx.finish(example, "rerank", cands, pool, pick_by, usage, started)
 
-    return await run_all(examples, one, params.concurrency, on_result)
+    return await run_all(examples, one, params.concurrency, on_result, ctx.lockstep)

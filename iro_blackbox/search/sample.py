@@ -64,4 +64,4 @@ async def sample(
         cands = await draw(ctx, example, usage)
         return await ctx.finish(example, "sample", cands, [0], "first", usage, started)
 
-    return await run_all(examples, one, params.concurrency, on_result)
+    return await run_all(examples, one, params.concurrency, on_result, ctx.lockstep)

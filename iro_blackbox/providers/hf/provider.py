@@ -13,7 +13,8 @@ How a call runs:
   with their own event loops) are queued and merged into the next batch.
   The torch work runs in the provider's own worker thread (`_serve`), which settles each call's
   future on the caller's loop, so the event loop stays free and no call depends on another
-  caller's loop staying alive.
+  caller's loop staying alive. A search sends one call at a time, its prompts in lockstep
+  (search/batching.py), so its batches never depend on how fast the worker is.
 - A row starts from its context tokens: prompt (chat template applied) + prefix (tokenized the
   first time). With a live handle the context's KV cache comes from the previous batch instead
   (see kv.py) and only the handle's last token is fed again: continuation is token exact. Rows
