@@ -289,7 +289,9 @@ def test_head_keeps_the_checkpoint_with_the_best_validation_pair_accuracy():
     assert (acc_a, mse_a) != (acc_m, mse_m)  # the two rules kept different checkpoints here
 
 
-def test_two_tower_saved_before_the_product_option_loads_with_its_product_head(tmp_path, tiny_lm_dir):
+def test_two_tower_saved_before_the_product_option_loads_with_its_product_head(
+    tmp_path, tiny_lm_dir
+):
     """A model saved by an earlier version (its config has no `product`; its MLP read p * r) loads
     with that head and scores as it did."""
     import json
