@@ -71,7 +71,7 @@ def align_parameters() -> list[inspect.Parameter]:
                 str | None,
                 typer.Option(
                     "--resume",
-                    help="Continue the run with this name (its stored options are used).",
+                    help="Continue the run with this name (its stored options are used; --iterations may grow).",
                     rich_help_panel=PARTS[0][2],
                 ),
             ],

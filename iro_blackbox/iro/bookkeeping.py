@@ -20,6 +20,7 @@ from typing import Any
 
 from ..dataset import Example
 from ..errors import BudgetExceeded, Cancelled, ConfigError, InputError
+from ..params import check_positive_int
 from ..store import RunRepository, Store, default_home
 from ..utils import jsonable
 from . import metrics
@@ -46,10 +47,38 @@ class RunResult:
 
 
 def resumed_config(repo: RunRepository, run: str, overrides: dict[str, Any]) -> AlignConfig:
-    """A stored run's config; only options that do not change results may be overridden."""
+    """A stored run's config; only options that do not change results may be overridden, and
+    its iterations may grow (`grown_iterations`: the run goes on to the new T)."""
     row = repo.find(run)
     untrained = not repo.value_models(row.id)
-    return resume_config({**row.config, "run_name": row.name}, overrides, run, untrained)
+    stored = {**row.config, "run_name": row.name}
+    if overrides.get("iterations") is not None:
+        stored["iterations"] = grown_iterations(repo, row, overrides["iterations"], run)
+    return resume_config(stored, overrides, run, untrained)
+
+
+def grown_iterations(repo: RunRepository, row: Any, given: Any, run: str) -> int:
+    """The T a resumed run goes on to: the run's own or more (iterations 1..T_old stay as they
+    are; the new ones run as in a fresh run of T iterations). Fewer is a ConfigError, and so is
+    more for a --fresh-prompts run with an unfinished iteration (its prompt slice depends on T)."""
+    old = AlignConfig.from_dict(dict(row.config))
+    new = check_positive_int("iterations", given)
+    if new < old.run.iterations:
+        raise ConfigError(
+            f"--resume {run}: --iterations {new} is fewer than the run's {old.run.iterations} "
+            "(results may already exist for the later iterations); resume it with "
+            f"--iterations {old.run.iterations} or more, or start a new run"
+        )
+    if new > old.run.iterations and old.run.fresh_prompts:
+        done = {i["t"] for i in repo.iterations(row.id) if i["stage"] == "done"}
+        started = sorted(repo.sampled_iterations(row.id) - done)
+        if started:
+            raise ConfigError(
+                f"--resume {run}: iteration {started[0]} of this --fresh-prompts run is "
+                f"unfinished and its prompts depend on --iterations; finish it with --iterations "
+                f"{old.run.iterations} first, then resume with --iterations {new}"
+            )
+    return new
 
 
 class RunLedger:
@@ -68,8 +97,9 @@ class RunLedger:
 class RunBook:
     """The record of one run: its name, folder, row id and examples (see the module docstring)."""
 
-    def __init__(self, cfg: AlignConfig, store: Store):
+    def __init__(self, cfg: AlignConfig, store: Store, *, resumed: bool = False):
         self.cfg = cfg
+        self.resumed = resumed  # --resume: the stored run's iterations may grow to cfg's
         self.store = store
         self.repo = RunRepository(store)
         self.name = cfg.run.run_name or cfg.default_run_name()
@@ -102,10 +132,15 @@ class RunBook:
         if run is None:
             run = self.repo.create(self.name, cfg.to_dict(), str(self.out_dir), now)
         else:
-            diff = AlignConfig.from_dict(run.config).differences(cfg)
+            config, was = dict(run.config), AlignConfig.from_dict(run.config)
+            diff = was.differences(cfg)
+            if self.resumed and "iterations" in diff and cfg.run.iterations > was.run.iterations:
+                # more iterations: those stored stay as they are, the new ones follow them
+                config["iterations"] = cfg.run.iterations
+                diff.remove("iterations")
             if diff and not self.repo.value_models(run.id) and set(diff) <= value_options():
                 # no value model trained yet: nothing computed so far depends on these options
-                self.repo.set_config(run.id, cfg.to_dict())
+                config = cfg.to_dict()
                 diff = []
             if diff:
                 raise ConfigError(
@@ -118,6 +153,8 @@ class RunBook:
                     f"run '{self.name}': the data files changed since the run started "
                     "(examples differ); start a new run (--run-name)"
                 )
+            if config != run.config:
+                self.repo.set_config(run.id, config)
             if run.out_dir:
                 self.out_dir = Path(run.out_dir)
         self.run_id = run.id
@@ -173,6 +210,13 @@ class RunBook:
             return examples
         done = self.repo.searched(self.run_id, t, phase, method, search)
         return [e for e in examples if self.pk[e.id] not in done]
+
+    def done_iterations(self) -> set[int]:
+        """The iterations already done (t = 0: the base policy's evaluation); none before the
+        run exists."""
+        if not self.run_id:
+            return set()
+        return {i["t"] for i in self.repo.iterations(self.run_id) if i["stage"] == "done"}
 
     def grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
         """The stored rollouts of one search, by example row."""

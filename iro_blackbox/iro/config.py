@@ -492,7 +492,8 @@ def resume_config(
             raise ConfigError(
                 f"--resume {run}: {flag} {v} differs from the run's {old!r} and would change "
                 f"what it computes; start a new run instead (a resumed run may change only "
-                f"{allowed}, and the value-model options until its first value model is trained)"
+                f"{allowed}, the value-model options until its first value model is trained, "
+                "and raise --iterations)"
             )
         d[k] = v
     return AlignConfig.from_dict(d)

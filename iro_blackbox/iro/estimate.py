@@ -8,13 +8,14 @@ and the evaluation of pi_t on the held-out prompts. Whole answers cost one reque
 where the server honours `n` (else, or while that is not known, one per sample). A chunk-level search runs ceil(max_tokens/L)
 steps; each step extends at most W beams by K chunks of at most L tokens, the prompt and the answer
 so far going in again. Figures are upper bounds on what is generated (an answer that ends early
-costs less); prompts the store already holds answers for (a resumed run) cost nothing.
+costs less); prompts the store already holds answers for (a resumed run) cost nothing, and its
+finished iterations are left out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,9 +134,12 @@ def estimate(
     train_examples: Callable[[int], list[Example]] | None = None,
     policy: str = "cbs",
     prices_source: str = "",
+    done: Collection[int] = (),
 ) -> Estimate:
     """The plan of `cfg` on these prompts. `remaining(t, phase, method, search, examples)`
-    leaves out what the store already holds (a resumed run)."""
+    leaves out what the store already holds (a resumed run); the stages of the iterations in
+    `done` (t = 0: the base policy) are left out whole (a run resumed with more iterations: only
+    the new ones are still to do)."""
     plan = Planner(cfg, count, cost, n_honoured)
     todo = remaining or (lambda _t, _ph, _m, _s, exs: exs)
     per_iter = train_examples or (lambda _t: train)
@@ -145,11 +149,14 @@ def estimate(
                    PROBE_REQUESTS * 8, PROBE_REQUESTS * cost(PROBE_TOKENS // 2, 8))  # fmt: skip
         est.stages.append(st)
     n = cfg.search.n
-    exs = todo(0, "eval", "best_of_n", 0, evals)
-    st = Stage(f"t=0 base policy: {n} samples per held-out prompt", len(exs))
-    plan.whole(st, exs, n)
-    est.stages.append(st)
+    if 0 not in done:
+        exs = todo(0, "eval", "best_of_n", 0, evals)
+        st = Stage(f"t=0 base policy: {n} samples per held-out prompt", len(exs))
+        plan.whole(st, exs, n)
+        est.stages.append(st)
     for t in range(1, cfg.run.iterations + 1):
+        if t in done:
+            continue
         tr = per_iter(t)
         if t == 1:
             exs = todo(1, "train", "sample", 0, tr)

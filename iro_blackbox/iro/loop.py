@@ -19,7 +19,8 @@ Best-of-N at equal compute, and the base answer (sample 0) for win rates. Then f
 Every step writes to the store as it goes (store/runs.py; the run's own record: bookkeeping.py),
 so a killed run re-run with the same command (or resume=RUN) continues: prompts that have
 rollouts are skipped, API responses replay from the request cache, finished value models are
-loaded instead of trained again. The provider, the grader and the value trainer are injected
+loaded instead of trained again. resume=RUN with more `iterations` than the run's goes on from
+its last iteration (finished or not) to the new T. The provider, the grader and the value trainer are injected
 (AlignLoop's arguments); `align` builds the real ones.
 """
 
@@ -87,6 +88,7 @@ async def align_async(
         cancel_check=cancel_check,
         on_progress=on_progress,
         dry_run=dry_run,
+        resumed=bool(resume),
     )
     return await loop.run()
 
@@ -107,11 +109,12 @@ class AlignLoop:
         cancel_check: Callable[[], bool] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         dry_run: bool = False,
+        resumed: bool = False,
     ):
         self.cfg = cfg
         self.dry_run = dry_run
         self.store = store
-        self.book = RunBook(cfg, store)  # the run's row, folder and examples
+        self.book = RunBook(cfg, store, resumed=resumed)  # the run's row, folder and examples
         self.repo = self.book.repo
         self.provider = provider
         self._own_provider = provider is None

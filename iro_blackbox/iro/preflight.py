@@ -186,6 +186,7 @@ def estimate_run(
         n_honoured=n_honoured,
         probe_needed=prices is not None and stored is None,
         remaining=book.remaining,
+        done=book.done_iterations(),
         train_examples=lambda t: cfg.train_prompts(train, t),
         policy=cfg.search.policy,
         prices_source=getattr(prices, "source", "local"),

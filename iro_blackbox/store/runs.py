@@ -215,6 +215,14 @@ class RunRepository:
                 )
             )
 
+    def sampled_iterations(self, run_id: int) -> set[int]:
+        """The iterations t >= 1 that have training rollouts stored."""
+        with self.store.session() as s:
+            q = select(Rollout.t).where(
+                Rollout.run_id == run_id, Rollout.phase == "train", Rollout.t >= 1
+            )
+            return set(s.scalars(q.distinct()))
+
     def add_rollouts(
         self,
         run_id: int,
