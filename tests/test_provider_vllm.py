@@ -230,3 +230,52 @@ def test_an_engine_failure_names_its_root_cause_and_log(vllm_python, tmp_path):
     assert "the engine's error: RuntimeError: CPU Generator does not use offset" in msg, msg
     assert str(p.engine.log_path) in msg and p.engine.log_path.parent == tmp_path
     assert "stack trace (above)" not in msg and "the engine stopped" in msg
+
+
+def test_the_engine_and_its_workers_end_when_the_process_that_started_them_is_killed(
+    vllm_python, tmp_path
+):
+    """A SIGKILLed (or SIGTERMed) iro-bb cannot close its engine: the engine, busy with a batch
+    nobody will read, notices its parent is gone and ends its whole process group at once (vLLM's
+    engine core and worker hold gigabytes), instead of when the batch is done."""
+    import os
+    import signal
+    import time
+
+    script = (
+        "import asyncio, sys, time\n"
+        "from iro_blackbox.providers.vllm import VLLMProvider\n"
+        f"p = VLLMProvider('smollm2-135m-instruct', python={vllm_python!r}, dtype='float32',\n"
+        f"                 max_model_len=1024, log_dir={str(tmp_path)!r})\n"
+        "asyncio.run(p.prepare())\n"
+        "import threading\n"
+        "s = {'prompt': 0, 'temperature': 1.0, 'top_p': 1.0, 'top_k': 0, 'max_tokens': 500,\n"
+        "     'stop': None, 'logprobs': False}\n"
+        "work = {'op': 'generate', 'prompts': [[504, 3243, 314, 260]],\n"
+        "        'samples': [{**s, 'seed': i} for i in range(2000)]}\n"  # tens of minutes here
+        "threading.Thread(target=p.engine.call, args=(work,), daemon=True).start()\n"
+        "time.sleep(5)\n"
+        "print(p.engine._proc.pid, flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        group = int(child.stdout.readline())
+        os.killpg(group, 0)  # the engine's group is alive
+    finally:
+        child.kill()
+        child.wait()
+
+    def alive() -> bool:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 120  # a condition waited for, generously: not a speed test
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if alive():
+        os.killpg(group, signal.SIGKILL)
+        pytest.fail("the vLLM engine's processes outlived the process that started them")

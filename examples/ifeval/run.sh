@@ -13,7 +13,7 @@ bash scripts/setup.sh ifeval
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/python examples/ifeval/prepare.py --max-words 48 --eval 64
 engine=(--provider hf)
-if [ -x .venv-vllm/bin/python ]; then engine=(--provider vllm --vllm-python .venv-vllm/bin/python); fi
+if [ -x .venv-vllm/bin/python ]; then engine=(--provider vllm --vllm-python .venv-vllm/bin/python --vllm-dtype float32 --vllm-kv-cache-gb 8); fi
 exec .venv/bin/iro-bb align examples/ifeval/train.jsonl \
   --eval examples/ifeval/eval.jsonl \
   --grader examples/ifeval/grader.json \

@@ -22,7 +22,10 @@ vLLM's own output goes to stderr (the caller keeps it in a log file), never into
 
 import json
 import os
+import signal
 import sys
+import threading
+import time
 
 
 def _send(out, obj):
@@ -81,7 +84,19 @@ def _score(llm, msg, SamplingParams, TokensPrompt):
     return {"logprobs": [d[t].logprob for t, d in zip(target, plp, strict=True)]}
 
 
+def _die_with_parent(parent: int, every: float = 1.0) -> None:
+    """Watch the process that started this engine; when it is gone (killed, crashed: it had no
+    chance to close us), end this process group: vLLM's engine-core and worker processes hold
+    gigabytes and would otherwise outlive it, busy with a batch nobody will read."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
 def main():
+    if os.getpgrp() == os.getpid():  # started in its own group (process.py): the group is ours
+        threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # vLLM and the engine processes it starts print to stderr only
     cfg = json.loads(sys.stdin.readline())
