@@ -24,7 +24,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iro_blackbox.iro.config import AlignConfig  # noqa: E402
-from iro_blackbox.iro.loop import _value_pick_reward  # noqa: E402
 from iro_blackbox.search.common import value_pick  # noqa: E402
 from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value import load_saved  # noqa: E402
@@ -74,7 +73,10 @@ def main() -> None:
     pi_rows: dict[int, list] = {}
     for r in repo.rollouts(run.id, t, "eval", cfg.search.policy):
         pi_rows.setdefault(r.example_id, []).append(r)
-    pi_t = {ex: _value_pick_reward(rs) for ex, rs in pi_rows.items()}
+    pi_t = {  # the answer the search gives without the grader (its value pick)
+        ex: float(rs[value_pick([r.response for r in rs], [r.score for r in rs])].reward or 0.0)
+        for ex, rs in pi_rows.items()
+    }
     out = {"run": run.name, "value_models": t, "prompts": len(by_ex), "rerank": []}
     for n in [int(x) for x in args.n.split(",")]:
         pick = [_pick(rows[:n]).reward for rows in scored.values()]
