@@ -55,7 +55,7 @@ class Variant:
     genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
     twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
-    prompt_layer: int | None = None  # twotower: hidden layer of the prompt tower (None: middle)
+    prompt_layer: int | None = -1  # twotower: hidden layer of the prompt tower (-1: the last)
     product: bool = False  # twotower: the MLP also reads p * r
     select: str = "accuracy"  # twotower: checkpoint kept by validation accuracy | mse
     joint: bool = False  # twotower: the answer tower reads the answer after the prompt

@@ -4,8 +4,7 @@ meet in a small MLP.
     V(x, y<=i) = MLP([p(x), r(y<=i)])
 
 p(x): the prompt tower, a decoder LM's mean hidden state over the prompt at layer `prompt_layer`
-(computed once per prompt; by default the middle of the network, which the lab measured to read
-the instruction better than the last layer). r(y<=i): the answer tower, the mean hidden state
+(computed once per prompt, so it can be deep: the last layer by default). r(y<=i): the answer tower, the mean hidden state
 of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
 embeddings alone: a cased bag of tokens). The answer tower never sees the prompt, so:
 - every prefix of an answer comes from ONE causal pass over the answer (running means), and the
@@ -35,8 +34,8 @@ class TwoTowerConfig:
     """What the towers read and how the head is trained."""
 
     backbone: str = "smollm2-135m-instruct"  # a decoder LM (alias, folder or .gguf)
-    prompt_layer: int | None = None  # hidden layer of the prompt tower (None: the middle one,
-    # n_layers // 2 + 1; -1: the last)
+    prompt_layer: int | None = -1  # hidden layer of the prompt tower (-1: the last; None: the
+    # middle one, n_layers // 2 + 1)
     answer_layers: int = 4  # layers of the answer tower (0: token embeddings only)
     joint: bool = False  # the answer tower reads the answer after the prompt (chat-formatted)
     pool: str = "mean"  # answer features: mean (running mean of token states) | last (last token)
