@@ -4,8 +4,8 @@ meet in a small MLP.
     V(x, y<=i) = MLP([p(x), r(y<=i)])
 
 p(x): the prompt tower, a decoder LM's mean hidden state over the prompt at layer `prompt_layer`
-(computed once per prompt, so it can be deep: the last layer by default). r(y<=i): the answer tower, the mean hidden state
-of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
+(computed once per prompt, so it can be deep: the last layer by default). r(y<=i): the answer
+tower, the mean hidden state of the same LM's first `answer_layers` layers over the answer's tokens so far (0 = the token
 embeddings alone: a cased bag of tokens). The answer tower never sees the prompt, so:
 - every prefix of an answer comes from ONE causal pass over the answer (running means), and the
   answer features of a search step cost a shallow pass over the new chunk only;
@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .ranking import _pairs, centered_targets, pair_groups
 
 EVAL_EVERY = 100  # steps between validation checks of fit_head
 MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
@@ -58,7 +60,7 @@ class Towers:
     def __init__(
         self,
         backbone: str,
-        prompt_layer: int | None = None,
+        prompt_layer: int | None = -1,
         answer_layers: int = 4,
         joint: bool = False,
         pool: str = "mean",
@@ -212,8 +214,6 @@ def fit_head(
     if cfg.loss == "pairwise":
         if groups is None:
             raise ValueError("a pairwise loss needs the rows' groups")
-        from .ranking import _pairs
-
         pi, pj = _pairs(groups, y)
         pairs = (pi, pj) if pi.numel() else None
         porder, pat = torch.randperm(len(pi), generator=gen), 0
@@ -223,8 +223,6 @@ def fit_head(
         rv = (val[1] - stats["r_mean"]) / stats["r_std"]
         yv = (val[2] - stats["y_mean"]) / stats["y_std"]
         if cfg.select == "accuracy" and len(val) > 3:
-            from .ranking import _pairs
-
             vpairs = _pairs(val[3], val[2])
             vpairs = vpairs if vpairs[0].numel() else None
     for _ in range(cfg.steps):
@@ -400,8 +398,6 @@ def train_two_tower(
     """Fit `members` heads (seeds cfg.seed, cfg.seed + 1, ...) on examples[train_idx], each
     keeping the weights best on examples[val_idx]; features are read once for all of them.
     centered / pairwise losses regress on each target minus its prompt's mean reward."""
-    from .ranking import centered_targets, pair_groups
-
     if cfg.loss not in ("mse", "centered", "pairwise"):
         raise ValueError(f"two-tower loss must be mse, centered or pairwise, not {cfg.loss!r}")
     if cfg.select not in ("accuracy", "mse"):
