@@ -70,8 +70,7 @@ def grown_iterations(repo: RunRepository, row: Any, given: Any, run: str) -> int
             f"--iterations {old.run.iterations} or more, or start a new run"
         )
     if new > old.run.iterations and old.run.fresh_prompts:
-        done = {i["t"] for i in repo.iterations(row.id) if i["stage"] == "done"}
-        started = sorted(repo.sampled_iterations(row.id) - done)
+        started = sorted(repo.sampled_iterations(row.id) - done_iterations(repo, row.id))
         if started:
             raise ConfigError(
                 f"--resume {run}: iteration {started[0]} of this --fresh-prompts run is "
@@ -79,6 +78,11 @@ def grown_iterations(repo: RunRepository, row: Any, given: Any, run: str) -> int
                 f"{old.run.iterations} first, then resume with --iterations {new}"
             )
     return new
+
+
+def done_iterations(repo: RunRepository, run_id: int) -> set[int]:
+    """The run's iterations whose stage is done (t = 0: the base policy's evaluation)."""
+    return {i["t"] for i in repo.iterations(run_id) if i["stage"] == "done"}
 
 
 class RunLedger:
@@ -214,9 +218,7 @@ class RunBook:
     def done_iterations(self) -> set[int]:
         """The iterations already done (t = 0: the base policy's evaluation); none before the
         run exists."""
-        if not self.run_id:
-            return set()
-        return {i["t"] for i in self.repo.iterations(self.run_id) if i["stage"] == "done"}
+        return done_iterations(self.repo, self.run_id) if self.run_id else set()
 
     def grouped(self, t: int, phase: str, method: str) -> dict[int, list[Any]]:
         """The stored rollouts of one search, by example row."""
