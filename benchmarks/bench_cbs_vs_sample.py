@@ -4,12 +4,15 @@ in one process.
 
     .venv/bin/python benchmarks/bench_cbs_vs_sample.py [--prompts 4] [--w 4 --k 4 --l 16]
         [--max-tokens 128] [--repeats 5] [--threads 0] [--precisions fp32,bf16]
+        [--value iro-runs/ifeval-v7/value/v1]
 
 plain: the `sample` search, n = W*K whole answers of max_tokens per prompt (the prompts' rows go
        through the provider together: one batched generation).
 cbs:   the `cbs` search with W, K, L: every step extends every live beam by K chunks of L tokens
        (KV reuse through handles), scores the W*K prefixes with the value model and keeps W; once
-       per value-model scoring precision (fp32, the default, and bf16).
+       per value-model scoring precision (fp32, the default, and bf16). `--value FOLDER`: a saved value
+model instead (e.g. a run's two-tower V_1, which reads the prompt and answer with SmolLM2's own
+layers), scored as saved.
 They run alternately (plain, cbs fp32, cbs bf16, plain, ...) so machine drift hits all; every
 figure is a median with its min and max. The ratio is cbs seconds per generated token over plain
 seconds per generated token in the same round (target <= 1.15); `cbs_breakdown` splits one cbs
@@ -76,6 +79,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--precisions", default="fp32,bf16", help="value-model scoring precisions")
+    ap.add_argument(
+        "--value", default=None, help="a saved value model folder (default: --backbone)"
+    )
     args = ap.parse_args()
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
 
@@ -87,10 +93,14 @@ def main() -> None:
     from iro_blackbox.params import SamplingParams
     from iro_blackbox.providers.hf import HFProvider
     from iro_blackbox.search import CombinedScorer, SearchParams
-    from iro_blackbox.value import ValueConfig, ValueModel
+    from iro_blackbox.value import ValueConfig, ValueModel, load_saved
 
     provider = HFProvider(args.model)
-    vm = ValueModel.from_config(ValueConfig(backbone=args.backbone))
+    if args.value:
+        vm = load_saved(args.value, device="cpu")
+        precisions = ["saved"]
+    else:
+        vm = ValueModel.from_config(ValueConfig(backbone=args.backbone))
     exs = examples(args.prompts)
 
     def params(seed: int) -> SearchParams:
@@ -122,7 +132,8 @@ def main() -> None:
         line = [f"repeat {r}: plain {s:.1f}s ({n} tok)"]
         for prec in precisions:
             kind = f"cbs_{prec}"
-            vm.config = vm.config.replace(precision=prec)
+            if prec != "saved":
+                vm.config = vm.config.replace(precision=prec)
             s, n, res = asyncio.run(
                 run_search("cbs", exs, provider, CombinedScorer([vm]), params(200 + r))
             )
@@ -144,7 +155,7 @@ def main() -> None:
         json.dumps(
             {
                 "model": provider.model_name,
-                "value_backbone": args.backbone,
+                "value_backbone": args.value or args.backbone,
                 "device": provider.device,
                 "torch_threads": torch.get_num_threads(),
                 "prompts": args.prompts,

@@ -21,3 +21,33 @@ def test_rerank_picks_the_best_scored_of_n_whole_answers(finished_hf_run):
     assert -1.0 <= r["mean_reward"] <= 1.0 and r["tokens_per_prompt"] > 0
     with pytest.raises(Exception, match="unknown method"):
         evaluate(run.name, run.evals, db=run.db, progress=False, methods=["reranked"])
+
+
+def test_greedy_is_one_temperature_zero_answer_per_prompt(finished_hf_run):
+    from iro_blackbox.iro.evaluate import evaluate
+
+    run = finished_hf_run
+    a = evaluate(run.name, run.evals, db=run.db, progress=False, methods=["greedy"], limit=2)
+    g = a["methods"]["greedy"]
+    assert set(a["methods"]) == {"greedy"}
+    assert 0 < g["tokens_per_prompt"] <= a["max_tokens"]
+    assert g["win_rate_vs_base"] is None  # greedy alone draws no base samples to compare with
+    assert -1.0 <= g["mean_reward"] <= 1.0
+    # the same text as transformers' own greedy decoding of the prompt
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from iro_blackbox.providers.hf.loading import plain_model_folder
+
+    first = json.loads(open(run.evals).readline())
+    path = plain_model_folder("smollm2-135m-instruct")
+    tok = AutoTokenizer.from_pretrained(path)
+    lm = AutoModelForCausalLM.from_pretrained(path)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": first["prompt"]}], add_generation_prompt=True,
+        return_tensors="pt", return_dict=True,
+    )["input_ids"]
+    out = lm.generate(ids, do_sample=False, max_new_tokens=a["max_tokens"])
+    want = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    assert g["answers"][first["id"]].strip() == want.strip()

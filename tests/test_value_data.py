@@ -125,7 +125,7 @@ def test_empty_response_and_rollout_forms(tok):
         prompt, response, reward, weight = "q", "", 3.0, None
 
     exs = make_value_examples([Row()], ValueTrainConfig(), tokenizer=tok)
-    assert exs == [ValueExample("q", "", 3.0, 1.0, 0, 0)]
+    assert exs == [ValueExample("q", "", 3.0, 1.0, 0, 0, 0)]
     with pytest.raises(InputError, match="rollout 1: reward must be a number"):
         make_value_examples([("p", "a", 1.0), ("p", "b", None)], ValueTrainConfig(), tok)
     with pytest.raises(InputError, match="rollout 0: missing key 'reward'"):
@@ -165,3 +165,30 @@ def test_split_keeps_rollouts_and_prompts_whole(tok):
 
     tr, va, _ = split_examples(exs, ValueTrainConfig(val_fraction=0.0))
     assert va == [] and len(tr) == len(exs)
+
+
+@pytest.mark.parametrize("n_prompts", [40, 5])  # split by prompt, split by rollout
+def test_split_never_trains_on_a_validation_answer_relabelled_for_another_prompt(tok, n_prompts):
+    from iro_blackbox.value import RolloutData
+
+    sampled = [RolloutData(f"prompt {i}", f"answer {i}", float(i % 3)) for i in range(n_prompts)]
+    sampled += [RolloutData(f"prompt {i}", f"other {i}", 1.0) for i in range(n_prompts)]
+    relabelled = [
+        RolloutData(f"prompt {(i + d) % n_prompts}", r.response, 0.5, 1.0, r.prompt)
+        for i, r in enumerate(sampled[:n_prompts])
+        for d in (1, 2)
+    ]
+    rows = sampled + relabelled
+    exs = make_value_examples(rows, ValueTrainConfig(), tokenizer=tok)
+    tr, va, by = split_examples(exs, ValueTrainConfig(val_fraction=0.25))
+    assert by == ("prompt" if n_prompts >= 20 else "rollout")
+    held = {(rows[exs[i].rollout].prompt, rows[exs[i].rollout].response) for i in va}
+    held = {key for key in held if key in {(r.prompt, r.response) for r in sampled}}
+    assert held  # some sampled answers are held out ...
+    trained = {(rows[exs[i].rollout].source, rows[exs[i].rollout].response) for i in tr}
+    assert not held & trained  # ... and none of their relabelled copies is trained on
+    copies = [i for i in tr if rows[exs[i].rollout].source]
+    assert copies  # copies of the training answers still are
+    assert all(
+        exs[i].origin == exs[i].rollout for i in range(len(exs)) if not rows[exs[i].rollout].source
+    )

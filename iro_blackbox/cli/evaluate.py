@@ -45,7 +45,8 @@ def eval_cmd(
         str,
         typer.Option(
             help="Comma-separated: base, bon (Best-of-N), cbs (V_1 only), iro (V_1..V_T), "
-            "rerank (N whole answers, the best by V_1..V_T; not by default)."
+            "rerank (N whole answers, the best by V_1..V_T), greedy (the base policy's greedy "
+            "answer); the last two not by default."
         ),
     ] = "base,bon,cbs,iro",
     limit: Annotated[int | None, typer.Option(help="Evaluate on the first N prompts only.")] = None,
@@ -157,6 +158,7 @@ def eval_cmd(
             "cbs": "cbs (V_1)",
             "iro": "iro (V_1..V_T)",
             "rerank": f"rerank {res['n']} (V_1..V_T)",
+            "greedy": "greedy (temperature 0)",
         }.get(name, name)
         t.add_row(
             label,

@@ -6,6 +6,8 @@ Methods:
   bon   Best-of-N by the grader over those N samples
   cbs   the run's policy guided by V_1 alone (CBS with a single value model)
   iro   the run's policy guided by V_1..V_T (the aligned policy)
+  greedy  the base policy's one greedy answer per prompt (temperature 0; model cards report
+        benchmarks this way; not by default)
   rerank  N = W*K whole base answers, the best by V_1..V_T (value-reranked sampling: the same
         value models choosing among complete answers instead of steering one; not by default)
 The run's policy is chunk-level beam search, or for a run with --policy rerank N = W*K whole
@@ -35,7 +37,7 @@ from ..store import Store
 from . import metrics
 from .policy import load_run
 
-METHODS = ("base", "bon", "cbs", "iro", "rerank")
+METHODS = ("base", "bon", "cbs", "iro", "rerank", "greedy")
 DEFAULT_METHODS = ("base", "bon", "cbs", "iro")
 
 
@@ -100,48 +102,74 @@ async def _evaluate(
             if steering is not None:  # align's probe and refusal, before any sample
                 mode = await policy.aprepare(chat_prompts=any(e.is_chat for e in examples))
                 prog.log(f"steering {steering.label()}: {mode}" if mode else steering.label())
-            # always: the base samples are the reference of every win rate
-            prog.stage(f"base policy: {N} samples per prompt", len(examples))
-            t0 = time.monotonic()
-            res = await policy.asearch(
-                examples,
-                policy.search_params(n=N, final="grader"),
-                method="best_of_n",
-                grader=grader,
-                on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
-            )
-            secs = time.monotonic() - t0
-            n_run = cfg.search.n  # base and Best-of-N rows at the run's N = W*K
-            all_rewards = {r.example.id: [c.reward for c in r.candidates] for r in res}
-            all_tokens = {r.example.id: [c.completion_tokens for c in r.candidates] for r in res}
-            base = metrics.base_metrics(
-                {k: v[:n_run] for k, v in all_rewards.items()},
-                {k: v[:n_run] for k, v in all_tokens.items()},
-                n_run,
-            )
-            bon_curve = metrics.bon_curve(all_rewards, all_tokens)
-            base_first = {r.example.id: metrics.reward_or_zero(r.candidates[0].reward) for r in res}
-            per_prompt = [sum(v[:n_run]) for v in all_tokens.values()]
-            if "base" in methods:
-                rows["base"] = {
-                    "mean_reward": base["eval_mean_reward"],
-                    "stderr": base["eval_reward_stderr"],
-                    "tokens_per_prompt": base["base_tokens_per_prompt"],
-                    "win_rate_vs_base": 0.5,
-                    "seconds": secs / len(res[0].candidates) if res else 0.0,
+            # the base samples are the reference of every win rate (greedy alone needs none)
+            base_first: dict[Any, float] = {}
+            bon_curve: list[dict[str, Any]] = []
+            if set(methods) != {"greedy"} or budgets:
+                prog.stage(f"base policy: {N} samples per prompt", len(examples))
+                t0 = time.monotonic()
+                res = await policy.asearch(
+                    examples,
+                    policy.search_params(n=N, final="grader"),
+                    method="best_of_n",
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                secs = time.monotonic() - t0
+                n_run = cfg.search.n  # base and Best-of-N rows at the run's N = W*K
+                all_rewards = {r.example.id: [c.reward for c in r.candidates] for r in res}
+                all_tokens = {
+                    r.example.id: [c.completion_tokens for c in r.candidates] for r in res
                 }
-            if "bon" in methods:
-                best = {
-                    k: max(metrics.reward_or_zero(x) for x in v[:n_run])
-                    for k, v in all_rewards.items()
+                base = metrics.base_metrics(
+                    {k: v[:n_run] for k, v in all_rewards.items()},
+                    {k: v[:n_run] for k, v in all_tokens.items()},
+                    n_run,
+                )
+                bon_curve = metrics.bon_curve(all_rewards, all_tokens)
+                base_first = {
+                    r.example.id: metrics.reward_or_zero(r.candidates[0].reward) for r in res
                 }
-                rows["bon"] = {
-                    "mean_reward": base["bon_mean_reward"],
-                    "stderr": metrics.stderr(list(best.values())),
-                    "tokens_per_prompt": metrics.mean(per_prompt),
-                    "win_rate_vs_base": metrics.win_rate(best, base_first),
-                    "seconds": secs,
-                    "n": n_run,
+                per_prompt = [sum(v[:n_run]) for v in all_tokens.values()]
+                if "base" in methods:
+                    rows["base"] = {
+                        "mean_reward": base["eval_mean_reward"],
+                        "stderr": base["eval_reward_stderr"],
+                        "tokens_per_prompt": base["base_tokens_per_prompt"],
+                        "win_rate_vs_base": 0.5,
+                        "seconds": secs / len(res[0].candidates) if res else 0.0,
+                    }
+                if "bon" in methods:
+                    best = {
+                        k: max(metrics.reward_or_zero(x) for x in v[:n_run])
+                        for k, v in all_rewards.items()
+                    }
+                    rows["bon"] = {
+                        "mean_reward": base["bon_mean_reward"],
+                        "stderr": metrics.stderr(list(best.values())),
+                        "tokens_per_prompt": metrics.mean(per_prompt),
+                        "win_rate_vs_base": metrics.win_rate(best, base_first),
+                        "seconds": secs,
+                        "n": n_run,
+                    }
+            if "greedy" in methods:
+                prog.stage("greedy: the base policy at temperature 0", len(examples))
+                t0 = time.monotonic()
+                res = await policy.asearch(
+                    examples,
+                    policy.search_params(n=1, final="grader", temperature=0.0),
+                    method="best_of_n",
+                    grader=grader,
+                    on_result=lambda r: prog.advance(1, tokens=r.usage.completion_tokens),
+                )
+                greedy = {r.example.id: metrics.reward_or_zero(r.candidates[0].reward) for r in res}
+                rows["greedy"] = {
+                    "mean_reward": metrics.mean(list(greedy.values())),
+                    "stderr": metrics.stderr(list(greedy.values())),
+                    "tokens_per_prompt": metrics.mean([r.usage.completion_tokens for r in res]),
+                    "win_rate_vs_base": metrics.win_rate(greedy, base_first),
+                    "seconds": time.monotonic() - t0,
+                    "answers": {r.example.id: r.candidates[0].text for r in res},
                 }
             for method, upto, how in (
                 ("cbs", 1, cfg.search.policy),

@@ -14,7 +14,8 @@ mean Kendall tau-b, and accuracy at the first positions. Each figure is per trai
 `summarize` gives the mean and spread over seeds.
 
 A variant is written `backbone[:tuning][:loss][:key=value...]`, e.g. `minilm`, `smollm2:head`,
-`minilm:full:pairwise:cross=4`, `minilm:ensemble=3`, `genrm-zero` (see Variant).
+`minilm:full:pairwise:cross=4`, `minilm:ensemble=3`, `genrm-zero`, `genrm-ft:top=2` (see
+Variant).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ class Variant:
     epochs: int | None = None  # None: the run's --value-epochs
     steps: int | None = None  # twotower: optimizer steps of the head (None: its default)
     lr: float | None = None  # None: the tuning mode's default (full: the run's --value-lr)
-    genrm: str = ""  # "zero": an instruction-tuned LM's p(yes) (no training); backbone = the LM
+    genrm: str = ""  # "zero": an instruction-tuned LM's p(yes), no training; "ft": fine-tuned
+    top: int = 2  # genrm ft: top layers trained
+    max_examples: int = 2000  # genrm ft: training prefixes (a seeded draw)
     twotower: bool = False  # value/twotower.py: prompt and answer towers + a trained MLP
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
     prompt_layer: int | None = -1  # twotower: hidden layer of the prompt tower (-1: the last)
@@ -61,6 +64,7 @@ class Variant:
     joint: bool = False  # twotower: the answer tower reads the answer after the prompt
     pool: str = "mean"  # twotower: answer features, mean | last (token state)
     hidden: int = 256  # twotower: MLP width
+    stop_own: bool = False  # twotower: the checkpoint chosen on the stop prompts' own answers only
     label: str = field(default="", compare=False)  # as written
 
     @property
@@ -70,14 +74,15 @@ class Variant:
 
 def parse_variant(text: str) -> Variant:
     """`backbone[:tuning][:loss][:key=value...]`; `genrm-zero[:model=M]` for the zero-shot
-    generative value model."""
+    generative value model, `genrm-ft[:model=M][:top=2][:max=2000][:epochs=1][:lr=5e-5]` for it
+    fine-tuned."""
     parts = [p.strip() for p in text.split(":") if p.strip()]
     if not parts:
         raise ConfigError("empty variant")
     kw: dict[str, Any] = {"label": text}
     head = parts.pop(0)
-    if head == "genrm-zero":
-        kw.update(genrm="zero", backbone="smollm2-135m-instruct")
+    if head in ("genrm-zero", "genrm-ft"):
+        kw.update(genrm=head.split("-")[1], backbone="smollm2-135m-instruct")
     elif head == "twotower":
         kw.update(twotower=True, backbone="smollm2-135m-instruct")
     else:
@@ -85,11 +90,13 @@ def parse_variant(text: str) -> Variant:
     for p in parts:
         if "=" in p:
             key, value = p.split("=", 1)
-            if key in ("cross", "ensemble", "epochs", "k_random", "hidden", "steps"):
+            if key in ("cross", "ensemble", "epochs", "k_random", "hidden", "steps", "top"):
                 kw[key] = int(value)
+            elif key == "max":
+                kw["max_examples"] = int(value)
             elif key in ("al", "pl"):
                 kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
-            elif key in ("joint", "product"):
+            elif key in ("joint", "product", "stop_own"):
                 kw[key] = value not in ("0", "false", "no")
             elif key in ("pool", "select"):
                 kw[key] = value
@@ -212,10 +219,12 @@ async def build_model(
     """Train (or load, for genrm-zero) one variant; returns (scorer, facts about the training)."""
     from ..value import train_value_model
 
-    if v.genrm == "zero":
+    if v.genrm:
         from ..value.genrm import GenerativeValue
 
-        return GenerativeValue(v.backbone), {"train_rollouts": 0}
+        judge = GenerativeValue(v.backbone)
+        if v.genrm == "zero":
+            return judge, {"train_rollouts": 0}
     rows = list(train)
     extra = 0
     if v.cross:
@@ -224,6 +233,13 @@ async def build_model(
         more = await relabel(rows, data.items, grader, k=v.cross, seed=seed)
         extra = len(more)
         rows += more
+    if v.genrm:  # fine-tuned on the training prefixes, cut as the held-out ones are
+        tcfg = train_config(data, v, seed)
+        fit = judge.fit(
+            make_value_examples(rows, tcfg, tokenizer=judge.tokenizer), top_layers=v.top, epochs=v.epochs or 1,
+            lr=v.lr or 5e-5, max_examples=v.max_examples, seed=seed,
+        )  # fmt: skip
+        return judge, {"train_rollouts": len(rows), "relabelled": extra, **fit}
     if v.twotower:
         model = _twotower(data, v, rows, seed)
         return model, {"train_rollouts": len(rows), "relabelled": extra}
@@ -264,6 +280,8 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
     fit, stop, _ = split_examples(examples, tcfg)
+    if v.stop_own:
+        stop = [i for i in stop if examples[i].origin == examples[i].rollout]
     members = train_two_tower(examples, rows, fit, cfg, stop, members=v.ensemble)
     return members[0] if len(members) == 1 else _Ensemble(members)
 
@@ -305,7 +323,7 @@ async def run_lab(
     rows = []
     for v in variants:
         for pf, rf in fractions:
-            for seed in seeds if not v.genrm else seeds[:1]:
+            for seed in seeds if v.genrm != "zero" else seeds[:1]:
                 train = subsample(data.train, pf, rf, seed)
                 t0 = time.perf_counter()
                 model, info = await build_model(data, v, train, seed, grader)

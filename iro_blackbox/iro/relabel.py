@@ -10,7 +10,9 @@ sampling; only grading, which a local grader does in milliseconds.
 
 `rollouts`: RolloutData with prompts as the value model reads them; `items`: the dataset record
 of each prompt (what graders read). Relabelled rollouts carry `weight` (default 1, like the
-originals). Answers whose grade failed are left out.
+originals) and `source`, the prompt the answer was sampled for (value/train.py's split keeps an
+answer held out for validation out of training in every copy). Answers whose grade failed are
+left out.
 """
 
 from __future__ import annotations
@@ -58,5 +60,5 @@ async def relabel(
         grades = await grader.grade([r.response for _, r in part], [items[p] for p, _ in part])
         for (p, r), g in zip(part, grades, strict=True):
             if g.error is None:
-                out.append(RolloutData(p, r.response, float(g.score), weight))
+                out.append(RolloutData(p, r.response, float(g.score), weight, r.prompt))
     return out

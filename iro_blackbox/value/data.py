@@ -37,6 +37,7 @@ class ValueExample(NamedTuple):
     weight: float = 1.0
     rollout: int = -1
     position: int = -1
+    origin: int = -1  # the rollout whose sampled answer this is (relabelled copies: the original)
 
 
 class RolloutData(NamedTuple):
@@ -46,31 +47,36 @@ class RolloutData(NamedTuple):
     response: str
     reward: float
     weight: float = 1.0
+    source: str = ""  # grader relabelling: the prompt this answer was sampled for ("": `prompt`)
 
 
 def as_rollout(item: Any, index: int = 0) -> RolloutData:
-    """Accept (prompt, response, reward[, weight]) tuples, dicts or objects with those fields
+    """Accept (prompt, response, reward[, weight[, source]]) tuples, dicts or objects with those fields
     (e.g. store Rollout rows, whose `weight` may be None)."""
+    source: Any = ""
     if isinstance(item, (tuple, list)):
-        if len(item) not in (3, 4):
+        if len(item) not in (3, 4, 5):
             raise InputError(
-                f"rollout {index}: expected (prompt, response, reward[, weight]), "
+                f"rollout {index}: expected (prompt, response, reward[, weight[, source]]), "
                 f"got {len(item)} items"
             )
         prompt, response, reward = item[0], item[1], item[2]
-        weight = item[3] if len(item) == 4 else 1.0
+        weight = item[3] if len(item) >= 4 else 1.0
+        source = item[4] if len(item) == 5 else ""
     elif isinstance(item, dict):
         try:
             prompt, response, reward = item["prompt"], item["response"], item["reward"]
         except KeyError as e:
             raise InputError(f"rollout {index}: missing key {e.args[0]!r}") from None
         weight = item.get("weight", 1.0)
+        source = item.get("source", "")
     else:
         try:
             prompt, response, reward = item.prompt, item.response, item.reward
         except AttributeError as e:
             raise InputError(f"rollout {index}: {e}") from None
         weight = getattr(item, "weight", 1.0)
+        source = getattr(item, "source", "") or ""
     if weight is None:
         weight = 1.0
     if not isinstance(prompt, str) or not isinstance(response, str):
@@ -81,7 +87,9 @@ def as_rollout(item: Any, index: int = 0) -> RolloutData:
         raise InputError(f"rollout {index}: reward must be finite, got {reward!r}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
         raise InputError(f"rollout {index}: weight must be a number >= 0, got {weight!r}")
-    return RolloutData(prompt, response, float(reward), float(weight))
+    if not isinstance(source, str):
+        raise InputError(f"rollout {index}: source must be text, got {source!r}")
+    return RolloutData(prompt, response, float(reward), float(weight), source)
 
 
 def token_ends(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
@@ -148,9 +156,15 @@ def make_value_examples(
     if tokenizer is None:
         tokenizer = load_tokenizer(config.model.backbone)
     ends = token_ends(tokenizer, [r.response for r in items])
+    sampled = {
+        (r.prompt, r.response): i for i, r in reversed(list(enumerate(items))) if not r.source
+    }
     examples: list[ValueExample] = []
     for i, (r, e) in enumerate(zip(items, ends, strict=True)):
         rng = random.Random(derive_seed("value-cuts", config.seed, i))
+        origin = sampled.get((r.source, r.response), -1) if r.source else i
         for pos, c in enumerate(cut_points(e, len(r.response), config, rng)):
-            examples.append(ValueExample(r.prompt, r.response[:c], r.reward, r.weight, i, pos))
+            examples.append(
+                ValueExample(r.prompt, r.response[:c], r.reward, r.weight, i, pos, origin)
+            )
     return examples

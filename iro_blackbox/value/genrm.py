@@ -4,6 +4,11 @@ whether the answer so far follows the prompt; its probability of "yes" is the va
     gv = GenerativeValue("smollm2-135m-instruct")
     gv.score(["Answer in lowercase."], ["hello there"])  -> [0.61]
 
+Fine-tuned (`fit`): the same question, the judge's top layers trained so that p(yes) is the
+answer's final reward rescaled to [0, 1] (binary cross-entropy on soft targets, as GenRM
+fine-tunes its verifier on correctness labels); the layers below stay frozen, so a step costs
+one forward pass and a backward pass through the top layers only.
+
 Zero-shot: nothing is trained. The question is rendered with the judge's own chat template; the
 value is p(yes) / (p(yes) + p(no)) over the first answer token (both " yes"/"yes" spellings and
 capitalised forms summed), in [0, 1]. `tokenizer` is exposed so the ranking code can cut
@@ -13,6 +18,7 @@ prefixes like any value model's.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,22 +63,74 @@ class GenerativeValue:
         msgs = [{"role": "user", "content": QUESTION.format(prompt=prompt, partial=partial)}]
         return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
+    def _logit(self, texts: Sequence[str]) -> torch.Tensor:
+        """log p(yes) - log p(no) at the answer's first token, one per text."""
+        enc = self.tokenizer(
+            list(texts), return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        logits = self.lm(**enc).logits[:, -1, :].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return torch.logsumexp(logp[:, self.yes], dim=-1) - torch.logsumexp(
+            logp[:, self.no], dim=-1
+        )
+
+    def fit(
+        self,
+        examples: Sequence[Any],
+        *,
+        top_layers: int = 2,
+        epochs: int = 1,
+        lr: float = 5e-5,
+        max_examples: int = 2000,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Fine-tune the judge on value examples (prompt, partial, target): its top `top_layers`
+        blocks and final norm, binary cross-entropy of p(yes) against the target rescaled to
+        [0, 1] by the training targets' range. At most `max_examples` (a seeded draw)."""
+        from .tuning import layer_stack
+
+        rows = list(examples)
+        rng = random.Random(seed)
+        if len(rows) > max_examples:
+            rows = rng.sample(rows, max_examples)
+        lo, hi = min(e.target for e in rows), max(e.target for e in rows)
+        span = (hi - lo) or 1.0
+        self.lm.requires_grad_(False)
+        stack_name, stack = layer_stack(self.lm)
+        for block in list(stack)[-top_layers:] if top_layers > 0 else []:
+            block.requires_grad_(True)
+        seen = False
+        for name, p in self.lm.named_parameters():  # what follows the stack: the final norm
+            seen = seen or name.startswith(stack_name + ".")
+            if seen and not name.startswith(stack_name + ".") and "lm_head" not in name:
+                p.requires_grad_(True)
+        params = [p for p in self.lm.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        losses: list[float] = []
+        torch.manual_seed(seed)
+        self.lm.train()
+        for _ in range(epochs):
+            rng.shuffle(rows)
+            for i in range(0, len(rows), self.batch_size):
+                part = rows[i : i + self.batch_size]
+                texts = [self.render(e.prompt, e.partial) for e in part]
+                y = torch.tensor([(e.target - lo) / span for e in part], dtype=torch.float32)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(self._logit(texts), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss))
+        self.lm.eval().requires_grad_(False)
+        tail = losses[-max(1, len(losses) // 10) :]
+        return {"train_examples": len(rows), "trained_parameters": sum(p.numel() for p in params),
+                "final_loss": sum(tail) / len(tail)}  # fmt: skip
+
     @torch.no_grad()
     def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
         out: list[float] = []
         texts = [self.render(p, r) for p, r in zip(prompts, partials, strict=True)]
         for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(
-                texts[i : i + self.batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
-            logits = self.lm(**enc).logits[:, -1, :].float()
-            logp = torch.log_softmax(logits, dim=-1)
-            yes = torch.logsumexp(logp[:, self.yes], dim=-1)
-            no = torch.logsumexp(logp[:, self.no], dim=-1)
-            out += torch.sigmoid(yes - no).tolist()
+            out += torch.sigmoid(self._logit(texts[i : i + self.batch_size])).tolist()
         return out
 
 

@@ -47,7 +47,7 @@ def as_example(item: Any, index: int) -> ValueExample:
     """A ValueExample from a ValueExample, a (prompt, partial, target[, weight[, rollout]]) tuple."""
     if isinstance(item, ValueExample):
         ex = item
-    elif isinstance(item, (tuple, list)) and 3 <= len(item) <= 6:
+    elif isinstance(item, (tuple, list)) and 3 <= len(item) <= 7:
         ex = ValueExample(*item)
     else:
         raise InputError(
@@ -62,14 +62,18 @@ def as_example(item: Any, index: int) -> ValueExample:
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or not math.isfinite(w):
         raise InputError(f"example {index}: weight must be a finite number >= 0, got {w!r}")
     return ValueExample(
-        ex.prompt, ex.partial, float(t), float(w), int(ex.rollout), int(ex.position)
+        ex.prompt, ex.partial, float(t), float(w), int(ex.rollout), int(ex.position), int(ex.origin)
     )
 
 
 def split_examples(
     examples: Sequence[ValueExample], config: ValueTrainConfig
 ) -> tuple[list[int], list[int], str]:
-    """Train/validation indices. Groups (prompts or rollouts) never straddle the split."""
+    """Train/validation indices. Groups (prompts or rollouts) never straddle the split, and no
+    sampled answer does either: a relabelled copy (the same answer graded for another prompt)
+    of an answer held out for validation is not trained on, or validation would score answers
+    the model has memorised (measured: 0.86 pair accuracy on validation prompts against 0.61 on
+    prompts never seen, before this rule)."""
     prompts = {e.prompt for e in examples}
     split_by = config.split_by
     if split_by == "auto":
@@ -87,8 +91,11 @@ def split_examples(
     rng = random.Random(config.seed)
     rng.shuffle(groups)
     val_groups = set(groups[:n_val])
-    train = [i for i, k in enumerate(keys) if k not in val_groups]
     val = [i for i, k in enumerate(keys) if k in val_groups]
+    held = {examples[i].origin for i in val if examples[i].origin == examples[i].rollout >= 0}
+    train = [
+        i for i, k in enumerate(keys) if k not in val_groups and examples[i].origin not in held
+    ]
     return train, val, split_by
 
 

@@ -245,7 +245,7 @@ def fit_head(
         loss.backward()
         opt.step()
         step += 1
-        if val is not None and step % EVAL_EVERY == 0:
+        if val is not None and cfg.select != "last" and step % EVAL_EVERY == 0:
             head.eval()
             with torch.no_grad():
                 pred = head(pv, rv)
@@ -400,8 +400,8 @@ def train_two_tower(
     centered / pairwise losses regress on each target minus its prompt's mean reward."""
     if cfg.loss not in ("mse", "centered", "pairwise"):
         raise ValueError(f"two-tower loss must be mse, centered or pairwise, not {cfg.loss!r}")
-    if cfg.select not in ("accuracy", "mse"):
-        raise ValueError(f"two-tower select must be accuracy or mse, not {cfg.select!r}")
+    if cfg.select not in ("accuracy", "mse", "last"):
+        raise ValueError(f"two-tower select must be accuracy, mse or last, not {cfg.select!r}")
     examples = list(examples)
     if cfg.loss != "mse":
         centered = centered_targets(examples)
