@@ -45,8 +45,10 @@ def test_greedy_is_one_temperature_zero_answer_per_prompt(finished_hf_run):
     tok = AutoTokenizer.from_pretrained(path)
     lm = AutoModelForCausalLM.from_pretrained(path)
     ids = tok.apply_chat_template(
-        [{"role": "user", "content": first["prompt"]}], add_generation_prompt=True,
-        return_tensors="pt", return_dict=True,
+        [{"role": "user", "content": first["prompt"]}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )["input_ids"]
     out = lm.generate(ids, do_sample=False, max_new_tokens=a["max_tokens"])
     want = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
