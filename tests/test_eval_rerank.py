@@ -34,22 +34,18 @@ def test_greedy_is_one_temperature_zero_answer_per_prompt(finished_hf_run):
     assert g["win_rate_vs_base"] is None  # greedy alone draws no base samples to compare with
     assert -1.0 <= g["mean_reward"] <= 1.0
     # the same text as transformers' own greedy decoding of the prompt
-    import json
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from iro_blackbox.dataset import load_examples
+    from iro_blackbox.providers.chat_template import render_prompt
     from iro_blackbox.providers.hf.loading import plain_model_folder
 
-    first = json.loads(open(run.evals).readline())
+    first = load_examples(run.evals)[0]
     path = plain_model_folder("smollm2-135m-instruct")
     tok = AutoTokenizer.from_pretrained(path)
     lm = AutoModelForCausalLM.from_pretrained(path)
-    ids = tok.apply_chat_template(
-        [{"role": "user", "content": first["prompt"]}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    )["input_ids"]
+    text = render_prompt(tok, first.prompt)  # as the hf provider renders it
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     out = lm.generate(ids, do_sample=False, max_new_tokens=a["max_tokens"])
     want = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    assert g["answers"][first["id"]].strip() == want.strip()
+    assert g["answers"][first.id].strip() == want.strip()

@@ -38,7 +38,7 @@ def test_fine_tuned_judge_learns_the_rule_on_unseen_answers():
     before = separation(judge, unseen)
     scores = judge.score([PROMPT], ["THE SEA."])
     assert len(scores) == 1 and 0.0 < scores[0] < 1.0  # a probability
-    fit = judge.fit(graded(WORDS[:8]), top_layers=2, epochs=4, lr=1e-4, seed=0)
+    fit = judge.fit(graded(WORDS[:8]), top_layers=2, epochs=8, lr=2e-4, seed=0)
     assert fit["train_examples"] == 16 and fit["trained_parameters"] > 0
     after = separation(judge, unseen)
-    assert after > before + 0.1 and after > 0.2, (before, after)
+    assert after > before + 0.15 and after > 0.15, (before, after)
