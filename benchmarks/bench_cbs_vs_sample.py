@@ -78,7 +78,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--precisions", default="fp32,bf16", help="value-model scoring precisions")
+    ap.add_argument(
+        "--precisions",
+        default="fp32,bf16",
+        help="value-model scoring precisions (ignored with --value: scored as saved)",
+    )
     ap.add_argument(
         "--value", default=None, help="a saved value model folder (default: --backbone)"
     )

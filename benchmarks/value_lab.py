@@ -36,7 +36,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="a run whose iteration 1 is stored")
     ap.add_argument("--db", default=None, help="its store (default: iro-runs/iro.db)")
-    ap.add_argument("--variants", default="minilm", help="comma-separated variants")
+    ap.add_argument(
+        "--variants",
+        default="minilm",
+        help="comma-separated variants (iro/lab.py: minilm, smollm2:head, twotower:pairwise:"
+        "cross=8:al=8, genrm-zero, genrm-ft:top=2, ...)",
+    )
     ap.add_argument("--seeds", default="0,1", help="training seeds")
     ap.add_argument("--curves", action="store_true", help="learning curves (prompts, rollouts)")
     ap.add_argument("--out", default=None, help="also write the JSON here")

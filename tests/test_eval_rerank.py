@@ -48,4 +48,4 @@ def test_greedy_is_one_temperature_zero_answer_per_prompt(finished_hf_run):
     ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     out = lm.generate(ids, do_sample=False, max_new_tokens=a["max_tokens"])
     want = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    assert g["answers"][first.id].strip() == want.strip()
+    assert a["greedy_answers"][first.id].strip() == want.strip()

@@ -189,6 +189,7 @@ def test_split_never_trains_on_a_validation_answer_relabelled_for_another_prompt
     assert not held & trained  # ... and none of their relabelled copies is trained on
     copies = [i for i in tr if rows[exs[i].rollout].source]
     assert copies  # copies of the training answers still are
+    assert not [i for i in va if rows[exs[i].rollout].source]  # validation: own answers only
     assert all(
         exs[i].origin == exs[i].rollout for i in range(len(exs)) if not rows[exs[i].rollout].source
     )

@@ -132,7 +132,7 @@ def eval_cmd(
     if plot is not None:
         plot_compute(res, plot)
     if quiet:
-        console.print_json(json.dumps(res))
+        console.print_json(json.dumps({k: v for k, v in res.items() if k != "greedy_answers"}))
         return
     steered = res.get("steered")
     who = f"{res['run']} steering {steered['label']}" if steered else res["run"]
@@ -192,4 +192,4 @@ def eval_cmd(
         console.print("not added to the run's report: these figures are of the steered model")
     if steered and steered.get("mode"):
         console.print(f"steered {steered['label']}: {steered['mode']}")
-    console.print_json(json.dumps(res))
+    console.print_json(json.dumps({k: v for k, v in res.items() if k != "greedy_answers"}))

@@ -104,6 +104,7 @@ async def _evaluate(
                 prog.log(f"steering {steering.label()}: {mode}" if mode else steering.label())
             # the base samples are the reference of every win rate (greedy alone needs none)
             base_first: dict[Any, float] = {}
+            greedy_answers: dict[Any, str] = {}
             bon_curve: list[dict[str, Any]] = []
             if set(methods) != {"greedy"} or budgets:
                 prog.stage(f"base policy: {N} samples per prompt", len(examples))
@@ -169,8 +170,8 @@ async def _evaluate(
                     "tokens_per_prompt": metrics.mean([r.usage.completion_tokens for r in res]),
                     "win_rate_vs_base": metrics.win_rate(greedy, base_first),
                     "seconds": time.monotonic() - t0,
-                    "answers": {r.example.id: r.candidates[0].text for r in res},
                 }
+                greedy_answers = {r.example.id: r.candidates[0].text for r in res}
             for method, upto, how in (
                 ("cbs", 1, cfg.search.policy),
                 ("iro", None, cfg.search.policy),
@@ -258,6 +259,8 @@ async def _evaluate(
         "iro_budgets": curve,
         "spent": {k: spent.get(k, 0) for k in ("requests", "cache_hits", "cost_usd")},
     }
+    if greedy_answers:  # the texts (the --json file has them; the terminal shows figures)
+        out["greedy_answers"] = greedy_answers
     if steering is not None:  # every figure is of that model, never the run's own
         out["steered"] = {**steering.to_dict(), "label": steering.label(), "mode": mode}
     return out

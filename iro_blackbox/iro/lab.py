@@ -60,11 +60,10 @@ class Variant:
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
     prompt_layer: int | None = -1  # twotower: hidden layer of the prompt tower (-1: the last)
     product: bool = False  # twotower: the MLP also reads p * r
-    select: str = "accuracy"  # twotower: checkpoint kept by validation accuracy | mse
+    select: str = "accuracy"  # twotower: checkpoint kept by validation accuracy | mse | last
     joint: bool = False  # twotower: the answer tower reads the answer after the prompt
     pool: str = "mean"  # twotower: answer features, mean | last (token state)
     hidden: int = 256  # twotower: MLP width
-    stop_own: bool = False  # twotower: the checkpoint chosen on the stop prompts' own answers only
     label: str = field(default="", compare=False)  # as written
 
     @property
@@ -96,7 +95,7 @@ def parse_variant(text: str) -> Variant:
                 kw["max_examples"] = int(value)
             elif key in ("al", "pl"):
                 kw["answer_layers" if key == "al" else "prompt_layer"] = int(value)
-            elif key in ("joint", "product", "stop_own"):
+            elif key in ("joint", "product"):
                 kw[key] = value not in ("0", "false", "no")
             elif key in ("pool", "select"):
                 kw[key] = value
@@ -280,8 +279,6 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
     fit, stop, _ = split_examples(examples, tcfg)
-    if v.stop_own:
-        stop = [i for i in stop if examples[i].origin == examples[i].rollout]
     members = train_two_tower(examples, rows, fit, cfg, stop, members=v.ensemble)
     return members[0] if len(members) == 1 else _Ensemble(members)
 

@@ -60,5 +60,5 @@ async def relabel(
         grades = await grader.grade([r.response for _, r in part], [items[p] for p, _ in part])
         for (p, r), g in zip(part, grades, strict=True):
             if g.error is None:
-                out.append(RolloutData(p, r.response, float(g.score), weight, r.prompt))
+                out.append(RolloutData(p, r.response, float(g.score), weight, r.source or r.prompt))
     return out

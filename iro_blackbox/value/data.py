@@ -37,7 +37,8 @@ class ValueExample(NamedTuple):
     weight: float = 1.0
     rollout: int = -1
     position: int = -1
-    origin: int = -1  # the rollout whose sampled answer this is (relabelled copies: the original)
+    origin: int = -1  # the rollout that sampled this answer: itself, or for a relabelled copy the
+    # original (-2: a copy whose original is not among these rollouts; -1: not known, own)
 
 
 class RolloutData(NamedTuple):
@@ -89,6 +90,8 @@ def as_rollout(item: Any, index: int = 0) -> RolloutData:
         raise InputError(f"rollout {index}: weight must be a number >= 0, got {weight!r}")
     if not isinstance(source, str):
         raise InputError(f"rollout {index}: source must be text, got {source!r}")
+    if source == prompt:  # sampled for its own prompt
+        source = ""
     return RolloutData(prompt, response, float(reward), float(weight), source)
 
 
@@ -162,7 +165,7 @@ def make_value_examples(
     examples: list[ValueExample] = []
     for i, (r, e) in enumerate(zip(items, ends, strict=True)):
         rng = random.Random(derive_seed("value-cuts", config.seed, i))
-        origin = sampled.get((r.source, r.response), -1) if r.source else i
+        origin = sampled.get((r.source, r.response), -2) if r.source else i
         for pos, c in enumerate(cut_points(e, len(r.response), config, rng)):
             examples.append(
                 ValueExample(r.prompt, r.response[:c], r.reward, r.weight, i, pos, origin)

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
+
 QUESTION = (
     "Here is an instruction and the beginning of a response to it.\n\n"
     "Instruction:\n{prompt}\n\nResponse so far:\n{partial}\n\n"
@@ -68,7 +70,7 @@ class GenerativeValue:
         enc = self.tokenizer(
             list(texts), return_tensors="pt", padding=True, add_special_tokens=False
         )
-        logits = self.lm(**enc).logits[:, -1, :].float()
+        logits = self.lm(**enc, use_cache=False, logits_to_keep=1).logits[:, -1, :].float()
         logp = torch.log_softmax(logits, dim=-1)
         return torch.logsumexp(logp[:, self.yes], dim=-1) - torch.logsumexp(
             logp[:, self.no], dim=-1
@@ -90,6 +92,8 @@ class GenerativeValue:
         from .tuning import layer_stack
 
         rows = list(examples)
+        if not rows:
+            raise InputError("no examples to fine-tune the judge on")
         rng = random.Random(seed)
         if len(rows) > max_examples:
             rows = rng.sample(rows, max_examples)
@@ -107,20 +111,26 @@ class GenerativeValue:
         params = [p for p in self.lm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         losses: list[float] = []
-        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
         self.lm.train()
-        for _ in range(epochs):
-            rng.shuffle(rows)
-            for i in range(0, len(rows), self.batch_size):
-                part = rows[i : i + self.batch_size]
-                texts = [self.render(e.prompt, e.partial) for e in part]
-                y = torch.tensor([(e.target - lo) / span for e in part], dtype=torch.float32)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(self._logit(texts), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss))
-        self.lm.eval().requires_grad_(False)
+        try:
+            for _ in range(epochs):
+                order = torch.randperm(len(rows), generator=gen).tolist()
+                for i in range(0, len(rows), self.batch_size):
+                    part = [rows[j] for j in order[i : i + self.batch_size]]
+                    texts = [self.render(e.prompt, e.partial) for e in part]
+                    y = torch.tensor([(e.target - lo) / span for e in part])
+                    w = torch.tensor([float(getattr(e, "weight", 1.0)) for e in part])
+                    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                        self._logit(texts), y, reduction="none"
+                    )
+                    loss = (w * bce).sum() / w.sum().clamp(min=1e-8)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    losses.append(loss.item())
+        finally:
+            self.lm.eval().requires_grad_(False)
         tail = losses[-max(1, len(losses) // 10) :]
         return {"train_examples": len(rows), "trained_parameters": sum(p.numel() for p in params),
                 "final_loss": sum(tail) / len(tail)}  # fmt: skip

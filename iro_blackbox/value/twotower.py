@@ -46,7 +46,7 @@ class TwoTowerConfig:
     hidden: int = 256  # MLP width
     product: bool = False  # the MLP also reads p(x) * r(y) (element-wise: overfits, see README)
     select: str = "accuracy"  # which checkpoint is kept: the best validation pair accuracy
-    # (accuracy) or mean squared error (mse)
+    # (accuracy) or mean squared error (mse), or the final weights (last)
     steps: int = 1000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
     weight_decay: float = 1e-2
@@ -190,7 +190,7 @@ def fit_head(
     standardised, the statistics kept with the head. `val` (p, r, y[, groups] of held-apart
     prompts): checked every EVAL_EVERY steps, the weights with the best validation pair accuracy
     over same-group pairs (cfg.select "accuracy", when val has groups and pairs) or the lowest
-    validation MSE are kept.
+    validation MSE are kept (cfg.select "last": the final weights).
     cfg.loss == "pairwise" adds a Bradley-Terry term on pairs of rows of equal `groups` id
     (same prompt and position) whose targets differ, the MSE keeping values in reward units."""
     gen = torch.Generator().manual_seed(cfg.seed)
