@@ -60,7 +60,7 @@ class Variant:
     answer_layers: int = 4  # twotower: layers of the answer tower (0: token embeddings)
     prompt_layer: int | None = -1  # twotower: hidden layer of the prompt tower (-1: the last)
     product: bool = False  # twotower: the MLP also reads p * r
-    select: str = "accuracy"  # twotower: checkpoint kept by validation accuracy | mse | last
+    select: str = "last"  # twotower: final weights (last) | best on a stop slice: accuracy | mse
     joint: bool = False  # twotower: the answer tower reads the answer after the prompt
     pool: str = "mean"  # twotower: answer features, mean | last (token state)
     hidden: int = 256  # twotower: MLP width
@@ -278,7 +278,9 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     tcfg = train_config(data, v, seed)
     examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
-    fit, stop, _ = split_examples(examples, tcfg)
+    fit, stop = list(range(len(examples))), []
+    if cfg.select != "last":  # the stopping point is picked on a slice of the training prompts
+        fit, stop, _ = split_examples(examples, tcfg)
     members = train_two_tower(examples, rows, fit, cfg, stop, members=v.ensemble)
     return members[0] if len(members) == 1 else _Ensemble(members)
 

@@ -99,13 +99,13 @@ class DefaultValueTrainer:
         examples = make_value_examples(rollouts, tcfg, tokenizer=towers.tokenizer)
         train_idx, val_idx, split_by = split_examples(examples, tcfg)
         t0 = time.perf_counter()
-        # the head's stopping point is picked on prompts of its own training part, so the
-        # validation prompts (the gate's) are never fit in any way
-        inner = [examples[i] for i in train_idx]
-        fit, stop, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
-        (model,) = train_two_tower(
-            examples, rollouts, [train_idx[i] for i in fit], cfg, [train_idx[i] for i in stop]
-        )
+        # the validation prompts (the gate's) are never fit in any way
+        fit, stop = list(train_idx), []
+        if cfg.select != "last":  # the stopping point is picked on a slice of the training part
+            inner = [examples[i] for i in train_idx]
+            f, s, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
+            fit, stop = [train_idx[i] for i in f], [train_idx[i] for i in s]
+        (model,) = train_two_tower(examples, rollouts, fit, cfg, stop)
         metrics: dict[str, Any] = {
             "n_examples": len(examples),
             "n_train": len(train_idx),

@@ -45,8 +45,9 @@ class TwoTowerConfig:
     # Bradley-Terry on pairs of one prompt at one position)
     hidden: int = 256  # MLP width
     product: bool = False  # the MLP also reads p(x) * r(y) (element-wise: overfits, see README)
-    select: str = "accuracy"  # which checkpoint is kept: the best validation pair accuracy
-    # (accuracy) or mean squared error (mse), or the final weights (last)
+    select: str = "last"  # which weights are kept: the final ones (last: no stop slice, the head
+    # trains on every training prompt), or the best validation pair accuracy (accuracy) or mean
+    # squared error (mse) on a stop slice of the training prompts (README, the value-model lab)
     steps: int = 1000  # optimizer steps over the cached features (batches of 256, reshuffled)
     lr: float = 1e-3
     weight_decay: float = 1e-2
