@@ -190,6 +190,7 @@ def test_split_never_trains_on_a_validation_answer_relabelled_for_another_prompt
     copies = [i for i in tr if rows[exs[i].rollout].source]
     assert copies  # copies of the training answers still are
     assert not [i for i in va if rows[exs[i].rollout].source]  # validation: own answers only
+    assert len({exs[i].rollout for i in va}) == round(0.25 * len(sampled))  # a quarter of them
     assert all(
         exs[i].origin == exs[i].rollout for i in range(len(exs)) if not rows[exs[i].rollout].source
     )

@@ -86,7 +86,9 @@ def split_examples(
         keys = [("p", e.prompt) for e in examples]
     else:
         keys = [("r", e.rollout) if e.rollout >= 0 else ("i", i) for i, e in enumerate(examples)]
-    groups = sorted(set(keys), key=repr)
+    own = [e.origin == e.rollout or e.origin == -1 for e in examples]
+    # held apart: groups of answers as sampled (a relabelled copy is never a group of its own)
+    groups = sorted({k for k, o in zip(keys, own, strict=True) if o}, key=repr)
     n_val = int(round(config.val_fraction * len(groups)))
     if config.val_fraction > 0 and len(groups) >= 2:
         n_val = min(max(n_val, 1), len(groups) - 1)
@@ -95,7 +97,6 @@ def split_examples(
     rng = random.Random(config.seed)
     rng.shuffle(groups)
     val_groups = set(groups[:n_val])
-    own = [e.origin == e.rollout or e.origin == -1 for e in examples]
     # validation scores only held-apart answers as sampled for their own prompt ...
     val = [i for i, k in enumerate(keys) if k in val_groups and own[i]]
     held = {examples[i].origin for i in val if examples[i].origin >= 0}
