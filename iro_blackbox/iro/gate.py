@@ -35,7 +35,7 @@ def validation_rollouts(
     rollouts: Sequence[RolloutData], tcfg: Any, tokenizer: Any
 ) -> list[RolloutData]:
     """The rollouts the trainer held out for validation (the same seeded split it used)."""
-    from ..value.train import split_examples
+    from ..value.data import split_examples
 
     examples = make_value_examples(rollouts, tcfg, tokenizer=tokenizer)
     _, val, _ = split_examples(examples, tcfg)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..value import RolloutData, load_saved, make_value_examples, train_value_model
+from ..value.data import split_examples
 from ..value.ranking import heldout_ranking, rank_examples
-from ..value.train import split_examples
 from ..value.twotower import (
     TwoTowerConfig,
     save_two_tower,

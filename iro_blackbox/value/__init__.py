@@ -23,7 +23,7 @@ from .data import RolloutData, ValueExample, make_value_examples
 _HEAVY = {
     "ValueModel": "model",
     "load_saved": "saved",
-    "split_examples": "train",
+    "split_examples": "data",
     "train_value_model": "train",
 }
 __all__ = [
