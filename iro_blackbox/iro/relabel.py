@@ -10,7 +10,7 @@ sampling; only grading, which a local grader does in milliseconds.
 
 `rollouts`: RolloutData with prompts as the value model reads them; `items`: the dataset record
 of each prompt (what graders read). Relabelled rollouts carry `weight` (default 1, like the
-originals) and `source`, the prompt the answer was sampled for (value/train.py's split keeps an
+originals) and `source`, the prompt the answer was sampled for (value/data.py's split keeps an
 answer held out for validation out of training in every copy). Answers whose grade failed are
 left out.
 """

@@ -89,7 +89,7 @@ class GenerativeValue:
         """Fine-tune the judge on value examples (prompt, partial, target): its top `top_layers`
         blocks and final norm, binary cross-entropy of p(yes) against the target rescaled to
         [0, 1] by the training targets' range. At most `max_examples` (a seeded draw)."""
-        from .tuning import layer_stack
+        from .tuning import unfreeze_top
 
         rows = list(examples)
         if not rows:
@@ -100,14 +100,7 @@ class GenerativeValue:
         lo, hi = min(e.target for e in rows), max(e.target for e in rows)
         span = (hi - lo) or 1.0
         self.lm.requires_grad_(False)
-        stack_name, stack = layer_stack(self.lm)
-        for block in list(stack)[-top_layers:] if top_layers > 0 else []:
-            block.requires_grad_(True)
-        seen = False
-        for name, p in self.lm.named_parameters():  # what follows the stack: the final norm
-            seen = seen or name.startswith(stack_name + ".")
-            if seen and not name.startswith(stack_name + ".") and "lm_head" not in name:
-                p.requires_grad_(True)
+        unfreeze_top(self.lm, top_layers)
         params = [p for p in self.lm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         losses: list[float] = []

@@ -75,17 +75,24 @@ def apply_tuning(model: ValueModel, config: ValueTrainConfig) -> None:
         for name, p in model.backbone.named_parameters():
             if "lora_" in name:
                 p.requires_grad_(True)
-    elif config.tuning == "top" and config.top_layers > 0:
-        stack_name, stack = layer_stack(model.backbone)
-        for block in list(stack)[-config.top_layers :]:
-            block.requires_grad_(True)
-        # parameters registered after the layer stack (final norm, ...) belong to the top too
-        seen_stack = False
-        for name, p in model.backbone.named_parameters():
-            if name.startswith(stack_name + "."):
-                seen_stack = True
-            elif seen_stack:
-                p.requires_grad_(True)
+    elif config.tuning == "top":
+        unfreeze_top(model.backbone, config.top_layers)
+
+
+def unfreeze_top(module: nn.Module, n: int) -> None:
+    """Let the last `n` transformer blocks of `module` train, and the parameters registered
+    after the layer stack (final norm, ...) with them; an output head (`lm_head`) stays as is."""
+    if n <= 0:
+        return
+    stack_name, stack = layer_stack(module)
+    for block in list(stack)[-n:]:
+        block.requires_grad_(True)
+    seen_stack = False
+    for name, p in module.named_parameters():
+        if name.startswith(stack_name + "."):
+            seen_stack = True
+        elif seen_stack and "lm_head" not in name:
+            p.requires_grad_(True)
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
