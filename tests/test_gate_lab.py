@@ -186,7 +186,7 @@ def test_two_tower_scores_a_prefix_as_its_one_pass_over_the_whole_answer(tiny_lm
     p = towers.prompts(["Use the word river."] * len(cuts))
     r = torch.stack([towers.answer_at(answer, c) for c in cuts])
     head, stats = fit_head(p, r, torch.tensor([0.0, 0.2, 0.5, 1.0]), None, TwoTowerConfig(steps=5))
-    model = TwoTowerValue(towers, head, stats)
+    model = TwoTowerValue(towers, [head], stats)
     whole = model.score_cuts(["Use the word river."] * 4, [answer] * 4, cuts)
     alone = model.score(["Use the word river."] * 4, [answer[:c] for c in cuts])
     assert whole == pytest.approx(alone, abs=1e-4)
@@ -221,7 +221,7 @@ def test_joint_answer_tower_reads_the_prompt_and_each_prefix_from_one_pass(tiny_
     p = towers.prompts([a] * 3)
     r = torch.stack([towers.answer_at(answer, c, a) for c in cuts])
     head, stats = fit_head(p, r, torch.tensor([0.0, 0.5, 1.0]), None, TwoTowerConfig(steps=5))
-    model = TwoTowerValue(towers, head, stats)
+    model = TwoTowerValue(towers, [head], stats)
     whole = model.score_cuts([a] * 3, [answer] * 3, cuts)
     alone = model.score([a] * 3, [answer[:c] for c in cuts])
     assert whole == pytest.approx(alone, abs=1e-4)
@@ -313,12 +313,70 @@ def test_two_tower_saved_before_the_product_option_loads_with_its_product_head(
     p = towers.prompts(["Use the word river."] * 2)
     r = torch.stack([towers.answer_at(a, len(a)) for a in answers])
     head, stats = fit_head(p, r, torch.tensor([1.0, 0.0]), None, cfg)
-    model = TwoTowerValue(towers, head, stats)
+    model = TwoTowerValue(towers, [head], stats)
     save_two_tower(model, cfg, tmp_path)
     meta = json.loads((tmp_path / "twotower.json").read_text())
     del meta["config"]["product"], meta["config"]["select"]
     (tmp_path / "twotower.json").write_text(json.dumps(meta))
     loaded = load_two_tower(tmp_path)
-    assert loaded.head.product
+    assert loaded.heads[0].product
     prompts = ["Use the word river."] * 2
     assert loaded.score(prompts, answers) == pytest.approx(model.score(prompts, answers), abs=1e-5)
+
+
+def test_two_tower_heads_average_and_survive_save_and_load(tmp_path, tiny_lm_dir):
+    """cfg.heads heads, fit with consecutive seeds on features read once: the model's value is
+    their mean score, it saves and loads as such, and a folder saved with one head under the
+    earlier "head." names still loads."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from iro_blackbox.value.twotower import (
+        TwoTowerConfig,
+        TwoTowerValue,
+        load_two_tower,
+        save_two_tower,
+        shared_towers,
+        train_two_tower,
+    )
+
+    cfg = TwoTowerConfig(backbone=str(tiny_lm_dir), answer_layers=1, steps=20, heads=3)
+    rows = [
+        RolloutData("Use the word river.", "The river runs by the stone.", 1.0, 1.0),
+        RolloutData("Use the word river.", "A stone sleeps in the sun.", 0.0, 1.0),
+        RolloutData("Use the word tiger.", "The tiger sleeps.", 1.0, 1.0),
+        RolloutData("Use the word tiger.", "The river runs.", 0.0, 1.0),
+    ]
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers)
+    tcfg = AlignConfig.from_dict({"data": "d.jsonl"}).value.train_config(
+        seed=0, chunk_tokens=4, device="cpu"
+    )
+    examples = make_value_examples(rows, tcfg, tokenizer=towers.tokenizer)
+    model = train_two_tower(examples, rows, list(range(len(examples))), cfg)
+    assert len(model.heads) == 3
+    weights = [h.net[0].weight for h in model.heads]
+    assert not torch.equal(weights[0], weights[1])  # different seeds, different heads
+    prompts = [r.prompt for r in rows]
+    answers = [r.response for r in rows]
+    singles = [TwoTowerValue(towers, [h], model.stats).score(prompts, answers) for h in model.heads]
+    mean = [sum(col) / 3 for col in zip(*singles, strict=True)]
+    assert model.score(prompts, answers) == pytest.approx(mean, abs=1e-5)
+
+    save_two_tower(model, cfg, tmp_path / "v")
+    loaded = load_two_tower(tmp_path / "v")
+    assert len(loaded.heads) == 3
+    assert loaded.score(prompts, answers) == pytest.approx(mean, abs=1e-5)
+
+    one = TwoTowerValue(towers, model.heads[:1], model.stats)
+    save_two_tower(one, cfg, tmp_path / "old")
+    tensors = load_file(str(tmp_path / "old" / "head.safetensors"))
+    old = {k.replace("heads.0.", "head.", 1): v for k, v in tensors.items()}
+    save_file(old, str(tmp_path / "old" / "head.safetensors"))
+    assert load_two_tower(tmp_path / "old").score(prompts, answers) == pytest.approx(
+        singles[0], abs=1e-5
+    )
+
+
+def test_value_heads_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="value_heads"):
+        AlignConfig.from_dict({"data": "d.jsonl", "value_heads": 0})

@@ -247,7 +247,7 @@ class GatedTrainer(RecordingTrainer):
         self.reject = reject
         self.gated: list[tuple[int, int]] = []  # (t, value models in use before V_t)
 
-    def gate(self, previous, betas, model, beta, rollouts, *, t, originals=None):
+    def gate(self, previous, betas, model, beta, rollouts, *, t):
         self.gated.append((t, len(previous)))
         ok = t not in self.reject
         return {"accepted": ok, "reason": "test verdict", "pairs": 0}
@@ -354,9 +354,13 @@ def test_a_run_refused_before_its_first_request_closes_what_it_opened(
 
 def test_two_tower_value_models_train_steer_and_reload(files, tmp_path, tiny_bert_dir, tiny_lm_dir):
     """--value-model twotower through the whole loop (tiny random Llama towers), with grader
-    relabelling: V_t trained, saved, used by the search, loaded again on a re-run."""
+    relabelling and two heads: V_t trained, saved, used by the search, loaded again on a re-run."""
     cfg = config(files, tmp_path, tiny_bert_dir, name="towers").replace(
-        value_model="twotower", tower_backbone=str(tiny_lm_dir), answer_layers=1, value_relabel=2
+        value_model="twotower",
+        tower_backbone=str(tiny_lm_dir),
+        answer_layers=1,
+        value_relabel=2,
+        value_heads=2,
     )
     db = str(tmp_path / "towers.db")
     trainer = RecordingTrainer(cfg)
@@ -376,6 +380,6 @@ def test_two_tower_value_models_train_steer_and_reload(files, tmp_path, tiny_ber
     from iro_blackbox.value.twotower import TwoTowerValue
 
     v1 = load_saved(res.out_dir / "value" / "v1")
-    assert isinstance(v1, TwoTowerValue)
+    assert isinstance(v1, TwoTowerValue) and len(v1.heads) == 2
     same = again.load(again.loaded[0])
     assert v1.score(["Say hi."], ["Hello"]) == same.score(["Say hi."], ["Hello"])

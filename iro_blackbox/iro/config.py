@@ -38,7 +38,7 @@ VALUE_LOSSES = ("mse", "centered", "pairwise")  # bce stays a library option (re
 # policy is loaded elsewhere, and they are not part of the run's identity (its default name).
 # Options added after runs were stored, with the value those runs used: at that value they are
 # left out of the identity, so an existing run keeps its default name and resumes.
-ADDED_LATER = {"value_loss": "mse"}
+ADDED_LATER = {"value_loss": "mse", "value_heads": 1}
 NOT_RESULTS = frozenset(
     {
         "run_name",
@@ -270,6 +270,11 @@ class ValueOptions:
         "--value-model twotower: layers of the answer tower (0: token embeddings only).",
         default=4,
     )
+    value_heads: int = option(
+        "--value-model twotower: heads trained on the same features with consecutive seeds, the "
+        "value their mean score (one head's seed moves its ranking: README, the value-model lab).",
+        default=1,
+    )
     value_tuning: str = option("Value-model tuning: full | head | top | lora.", default="full")
     value_epochs: int = option(
         "Value-model training epochs (early stopping on a validation split).", default=4
@@ -316,6 +321,7 @@ class ValueOptions:
             raise ConfigError(f"answer_layers must be an integer >= 0, got {self.answer_layers!r}")
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
+        check_positive_int("value_heads", self.value_heads)
         if (
             isinstance(self.value_relabel, bool)
             or not isinstance(self.value_relabel, int)

@@ -258,7 +258,7 @@ async def build_model(
 
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
     """Heads trained on the frozen towers' features (towers shared by every variant and seed of
-    this process): one per ensemble member; with select other than "last", the weights kept are
+    this process): `ensemble` heads, their scores averaged; with select other than "last", the weights kept are
     picked on held-apart training prompts."""
     from ..value.data import split_examples
     from ..value.twotower import TwoTowerConfig, shared_towers, train_two_tower
@@ -275,6 +275,7 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
         select=v.select,
         steps=v.steps or TwoTowerConfig.steps,
         seed=seed * 1000,
+        heads=v.ensemble,
     )
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
     tcfg = train_config(data, v, seed)
@@ -282,8 +283,7 @@ def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> 
     fit, stop = list(range(len(examples))), []
     if cfg.select != "last":  # the stopping point is picked on a slice of the training prompts
         fit, stop, _ = split_examples(examples, tcfg)
-    members = train_two_tower(examples, rows, fit, cfg, stop, members=v.ensemble)
-    return members[0] if len(members) == 1 else _Ensemble(members)
+    return train_two_tower(examples, rows, fit, cfg, stop)
 
 
 def heldout_examples(data: LabData, per_prompt: int | None = None) -> tuple[list[Any], list[str]]:

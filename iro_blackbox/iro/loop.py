@@ -325,7 +325,7 @@ class AlignLoop:
         if len(data) > originals:
             m["relabelled"] = len(data) - originals
         used = check_value_model(
-            m, self.trainer, self.cfg, t, model, data, originals, self._heldout_answers(t),
+            m, self.trainer, self.cfg, t, model, data, self._heldout_answers(t),
             self.value_models, self.in_use, self.progress.log,
         )  # fmt: skip
         self.repo.add_value_model(

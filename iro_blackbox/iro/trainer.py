@@ -86,7 +86,11 @@ class DefaultValueTrainer:
     def _tower_config(self, seed: int) -> TwoTowerConfig:
         v = self.cfg.value
         return TwoTowerConfig(
-            backbone=v.tower_backbone, answer_layers=v.answer_layers, loss=v.value_loss, seed=seed
+            backbone=v.tower_backbone,
+            answer_layers=v.answer_layers,
+            loss=v.value_loss,
+            seed=seed,
+            heads=v.value_heads,
         )
 
     def _train_two_tower(
@@ -105,7 +109,7 @@ class DefaultValueTrainer:
             inner = [examples[i] for i in train_idx]
             f, s, _ = split_examples(inner, tcfg.replace(seed=tcfg.seed + 7919))
             fit, stop = [train_idx[i] for i in f], [train_idx[i] for i in s]
-        (model,) = train_two_tower(examples, rollouts, fit, cfg, stop)
+        model = train_two_tower(examples, rollouts, fit, cfg, stop)
         metrics: dict[str, Any] = {
             "n_examples": len(examples),
             "n_train": len(train_idx),
@@ -123,7 +127,7 @@ class DefaultValueTrainer:
                 val_ranking_by_position=m["by_position"],
             )
         save_two_tower(model, cfg, out_dir)
-        return model, metrics, {"value_model": "twotower", **asdict(cfg), **tcfg.to_dict()}
+        return model, metrics, {**tcfg.to_dict(), "value_model": "twotower", **asdict(cfg)}
 
     def rank(self, model: Any, rollouts: Sequence[RolloutData], *, t: int) -> dict[str, Any]:
         """How V_t ranks graded answers of held-out prompts (value/ranking.py), its prefixes cut
@@ -139,15 +143,12 @@ class DefaultValueTrainer:
         rollouts: Sequence[RolloutData],
         *,
         t: int,
-        originals: int | None = None,
     ) -> dict[str, Any]:
-        """Should V_t steer? Checked on the rollouts of V_t's validation prompts (iro/gate.py);
-        only the first `originals` rollouts are pi_{t-1}'s own samples (the rest relabelled)."""
+        """Should V_t steer? Checked on the answers V_t's training held apart for validation
+        (iro/gate.py): pi_{t-1}'s own samples of its validation prompts, never a relabelled copy
+        (value/data.py split_examples)."""
         tcfg = self._train_config(t)
         val = validation_rollouts(rollouts, tcfg, model.tokenizer)
-        if originals is not None:
-            own = set(map(id, rollouts[:originals]))
-            val = [r for r in val if id(r) in own]
         return gate_check(previous, betas, model, beta, val, tcfg)
 
     def load(self, path: str) -> Any:

@@ -2,7 +2,7 @@
 training): how it ranks the held-out prompts' answers, a warning when it ranks same-prompt
 prefixes barely above chance, and the gate's verdict (gate.py). Each goes into V_t's metrics.
 
-    steers = check_value_model(m, trainer, cfg, t, model, data, originals, held, earlier, in_use, log)
+    steers = check_value_model(m, trainer, cfg, t, model, data, held, earlier, in_use, log)
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ def check_value_model(
     t: int,
     model: Any,
     data: list[RolloutData],
-    originals: int,
     held: list[RolloutData],
     earlier: Sequence[Any],
     in_use: Sequence[bool],
     log: Callable[[str], None],
 ) -> bool:
     """Adds to V_t's metrics `m` its held-out ranking ("heldout", on `held`: pi_{t-1}'s graded
-    answers), a "warning" and the "gate" (on V_t's training `data`, of which the first
-    `originals` are pi_{t-1}'s own samples, against those of the `earlier` V_1..V_{t-1} `in_use`).
+    answers), a "warning" and the "gate" (on the validation answers of V_t's training `data`,
+    against those of the `earlier` V_1..V_{t-1} `in_use`).
     Whether V_t steers: the gate's verdict (True with --no-gate or a trainer without a gate)."""
     rank = getattr(trainer, "rank", None)
     if held and rank is not None:
@@ -57,7 +56,6 @@ def check_value_model(
             betas[t - 1],
             data,
             t=t,
-            originals=originals,
         )
     )
     used = bool(m["gate"]["accepted"])
