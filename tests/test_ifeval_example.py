@@ -56,6 +56,23 @@ def test_ifeval_grader_scores_the_share_of_instructions_followed():
     assert [g.score for g in grades] == [1.0, 0.5, 0.0, 0.0, 1.0, 0.5, 1.0, 0.0]
 
 
+def test_ifeval_grader_gives_an_answer_one_grade_where_a_checker_draws_at_random():
+    """Google's letter-frequency checker swaps a non-letter ("#") for a random letter: graded in
+    two processes (two interpreter seeds), each answer still gets one grade."""
+    item = {
+        "prompt": "make a tweet without capital letters. Include at least 4 hashtags",
+        "instruction_id_list": ["keywords:letter_frequency"],
+        "kwargs": [{"let_relation": "at least", "letter": "#", "let_frequency": 4}],
+    }
+    import string
+
+    answers = [f"{c * 4} and {c.upper() * 4} {string.ascii_lowercase}" for c in string.ascii_lowercase]
+    first = [g.score for g in grade(answers, [item] * len(answers))]
+    second = [g.score for g in grade(answers, [item] * len(answers))]
+    assert first == second
+    assert 0.0 in first and 1.0 in first  # one letter drawn: some answers have 4+ of it, some not
+
+
 def test_prepare_writes_disjoint_splits_and_counts_what_it_drops(tmp_path):
     out = subprocess.run(
         [sys.executable, str(EXAMPLE / "prepare.py"), "--out", str(tmp_path), "--eval", "64"],
