@@ -4,9 +4,9 @@
 
 For every held-out prompt, the run's t = 0 evaluation stored 16 graded base samples (what its
 Best-of-n curve is drawn from). This picks, among the first n of them, the one the value models
-V_1..V_t score highest (sum_t V_t / beta_t, as the search and `--policy rerank` do) and prints its
-mean reward with the standard error over prompts, beside the run's pi_t on the same prompts and
-Best-of-n by the grader on the same samples, as JSON. Same samples, same N: a paired comparison
+V_1..V_t score highest (sum_t V_t / beta_t over those the gate let steer, as the search and
+`--policy rerank` do) and prints its mean reward with the standard error over prompts, beside
+the run's pi_t on the same prompts and Best-of-n by the grader on the same samples, as JSON. Same samples, same N: a paired comparison
 of reranking whole answers against the guided search, at no sampling cost.
 """
 
@@ -24,6 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iro_blackbox.iro.config import AlignConfig  # noqa: E402
+from iro_blackbox.iro.value_checks import gate_passed  # noqa: E402
 from iro_blackbox.search.common import value_pick  # noqa: E402
 from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value import load_saved  # noqa: E402
@@ -55,7 +56,10 @@ def main() -> None:
         sys.exit(f"run {run.name}: no value models")
     t = records[-1].t
     betas = cfg.search.betas(t)
-    models = [load_saved(r.path, device="cpu") for r in records]
+    # the value models pi_t steers with: those the gate rejected are left out, as in the search
+    used = [r for r in records if gate_passed(cfg, r.metrics)]
+    models = [load_saved(r.path, device="cpu") for r in used]
+    betas = [betas[r.t - 1] for r in used]
     by_ex: dict[int, list] = {}
     for r in repo.rollouts(run.id, 0, "eval", "best_of_n"):
         if r.reward is not None and r.grade_error is None:
@@ -77,7 +81,13 @@ def main() -> None:
         ex: float(rs[value_pick([r.response for r in rs], [r.score for r in rs])].reward or 0.0)
         for ex, rs in pi_rows.items()
     }
-    out = {"run": run.name, "value_models": t, "prompts": len(by_ex), "rerank": []}
+    out = {
+        "run": run.name,
+        "value_models": t,
+        "used": [f"V_{r.t}" for r in used],
+        "prompts": len(by_ex),
+        "rerank": [],
+    }
     for n in [int(x) for x in args.n.split(",")]:
         pick = [_pick(rows[:n]).reward for rows in scored.values()]
         bon = [max(float(r.reward) for r, _ in rows[:n]) for rows in scored.values()]

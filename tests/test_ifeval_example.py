@@ -66,7 +66,9 @@ def test_ifeval_grader_gives_an_answer_one_grade_where_a_checker_draws_at_random
     }
     import string
 
-    answers = [f"{c * 4} and {c.upper() * 4} {string.ascii_lowercase}" for c in string.ascii_lowercase]
+    answers = [
+        f"{c * 4} and {c.upper() * 4} {string.ascii_lowercase}" for c in string.ascii_lowercase
+    ]
     first = [g.score for g in grade(answers, [item] * len(answers))]
     second = [g.score for g in grade(answers, [item] * len(answers))]
     assert first == second

@@ -277,6 +277,13 @@ def test_a_value_model_the_gate_rejects_never_steers(files, tmp_path, tiny_bert_
     assert set(s1) <= {0.0, None}  # pi_1 = the base policy: no value model scored its search
     s2, m2 = scores(db, "gated", 2, "eval", "cbs")
     assert m2["value"]["gate"]["accepted"] is True and len(set(s2)) > 1
+    # the aligned policy that generate / eval / serve load steers with V_2 alone, as pi_2 did
+    from iro_blackbox import load_run
+
+    policy = load_run("gated", db=db)
+    assert policy.used() == [2] and policy.used(1) == []
+    assert policy.scorer().models == [policy.value_models[1]] and policy.scorer(1).models == []
+    policy.store.close()
     # a resumed run restores the verdicts from the store instead of re-checking
     again = GatedTrainer(cfg, reject=set())
     run_loop(cfg, db, FakeProvider(), again)

@@ -180,7 +180,8 @@ async def _evaluate(
                 if method not in methods:
                     continue
                 k = len(policy.value_models) if upto is None else upto
-                prog.stage(f"{method}: {how} with V_1..V_{k}", len(examples))
+                used = ", ".join(f"V_{t}" for t in policy.used(upto)) or "no value model"
+                prog.stage(f"{method}: {how} with {used} (of V_1..V_{k})", len(examples))
                 t0 = time.monotonic()
                 res = await policy.asearch(
                     examples,

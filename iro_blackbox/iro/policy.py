@@ -31,6 +31,7 @@ from ..value import load_saved
 from .config import AlignConfig
 from .preflight import guard_costs, negotiate
 from .steer import Steering, decode_options
+from .value_checks import gate_passed
 
 
 @dataclass
@@ -75,6 +76,7 @@ class AlignedPolicy:
         betas: list[float],
         chat: bool = False,
         steering: Steering | None = None,
+        in_use: list[bool] | None = None,
     ):
         self.name = name
         self.run_id = run_id
@@ -85,6 +87,10 @@ class AlignedPolicy:
         self.betas = betas
         self.chat = chat  # trained on chat messages: a text prompt is the user's message
         self.steering = steering  # another provider or model than the run's (steer.py)
+        # V_t steers unless the run's gate rejected it (its beta is infinity: pi_t = pi_{t-1})
+        self.in_use = list(in_use) if in_use is not None else [True] * len(value_models)
+        if len(self.in_use) != len(value_models):
+            raise ValueError("in_use must give one flag per value model")
         self.mode: str | None = None  # a steered provider's line from aprepare()
         self._prepared = False
         self._grader: Grader | None = None
@@ -107,9 +113,14 @@ class AlignedPolicy:
             self._grader = load_grader(self.cfg.run.grader)
         return self._grader
 
-    def scorer(self, upto: int | None = None) -> CombinedScorer:
+    def used(self, upto: int | None = None) -> list[int]:
+        """The t of each V_t (t <= upto) that steers: those the run's gate let through."""
         n = len(self.value_models) if upto is None else upto
-        return CombinedScorer(self.value_models[:n], self.betas[:n])
+        return [i + 1 for i in range(min(n, len(self.value_models))) if self.in_use[i]]
+
+    def scorer(self, upto: int | None = None) -> CombinedScorer:
+        use = [t - 1 for t in self.used(upto)]
+        return CombinedScorer([self.value_models[i] for i in use], [self.betas[i] for i in use])
 
     def search_params(
         self,
@@ -240,6 +251,8 @@ def load_run(
     models = [load_saved(r.path, device=device, precision=precision) for r in records]
     betas = cfg.search.betas(len(models))
     chat = repo.trained_on_chat(row.id)
+    in_use = [gate_passed(cfg, r.metrics) for r in records]
     return AlignedPolicy(
-        row.name, row.id, cfg, store, provider, models, betas, chat=chat, steering=steering
-    )
+        row.name, row.id, cfg, store, provider, models, betas,
+        chat=chat, steering=steering, in_use=in_use,
+    )  # fmt: skip
