@@ -44,7 +44,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="a finished run")
     ap.add_argument("--db", default=None, help="its store (default: iro-runs/iro.db)")
-    ap.add_argument("--t", type=int, default=None, help="use V_1..V_t (default: all trained)")
+    ap.add_argument(
+        "--t",
+        type=int,
+        default=None,
+        help="use V_1..V_t, those the gate let through (default: all trained)",
+    )
     ap.add_argument("--n", default="2,4,8,16", help="numbers of samples to rerank")
     args = ap.parse_args()
 

@@ -54,6 +54,9 @@ async def main() -> None:
     ap.add_argument("--heads", type=int, default=12, help="single heads trained (seeds 0..n-1)")
     ap.add_argument("--groups", default="2,4", help="sizes of the averaged groups of heads")
     args = ap.parse_args()
+    groups = [int(x) for x in args.groups.split(",")]
+    if args.heads < 2 or any(g < 1 or g > args.heads for g in groups):
+        sys.exit("--heads must be 2 or more and each --groups size between 1 and --heads")
     repo = RunRepository(open_store(f"sqlite:///{args.db}"))
     data = load_lab_data(repo, args.run)
     if data.cfg.value.value_model != "twotower":
@@ -88,7 +91,7 @@ async def main() -> None:
         "single_heads": {"heldout": spread(singles), "gate": spread(gate)},
         "single_heldout": [round(x, 4) for x in singles],
     }
-    for g in (int(x) for x in args.groups.split(",")):
+    for g in groups:
         accs = []
         for start in range(0, args.heads - g + 1, g):
             avg = TwoTowerValue(towers, model.heads[start : start + g], model.stats)

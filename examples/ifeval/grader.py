@@ -8,8 +8,10 @@ needs, so the `ifeval` subpackage is imported without running it.
 
 Some checkers draw a random argument where the item's does not fit (Google's letter-frequency
 checker swaps a non-letter such as "#" or "!" for a random letter), so the same answer could get
-two grades. Each item's checkers draw from a generator seeded by the item's prompt: Google's
-rule, one fixed draw per prompt, the same grade every time.
+two grades (Google's evaluation draws anew at every grading). Here the draws come from Python's
+global `random` seeded by the crc32 of the item's prompt (its state restored afterwards; the
+python grader's workers grade one answer at a time): one fixed draw per prompt, the same grade
+every time.
 """
 
 from __future__ import annotations

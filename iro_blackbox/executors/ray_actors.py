@@ -178,7 +178,7 @@ class SearchWorker:
         import ray
 
         from ..search import CombinedScorer
-        from ..value import ValueModel
+        from ..value import load_saved
 
         loaded = []
         for path, ref in models:
@@ -186,7 +186,7 @@ class SearchWorker:
                 blob = ray.get(ref)
                 folder = unpack_folder(blob, self._tmp / f"v{len(self._models)}")
                 device = "cuda" if ray.get_gpu_ids() else (self.spec.provider.device or "auto")
-                self._models[path] = ValueModel.load(
+                self._models[path] = load_saved(  # a fine-tuned or a two-tower V_t
                     str(folder), device=device, precision=self.spec.value_precision
                 )
             loaded.append(self._models[path])

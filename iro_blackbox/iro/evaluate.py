@@ -215,6 +215,7 @@ async def _evaluate(
                     "tokens_per_prompt": m["eval_tokens_per_prompt"],
                     "seconds": secs,
                     "value_models": k,
+                    "used": [f"V_{t}" for t in policy.used(upto)],
                 }
             curve = []
             for b in sorted(set(budgets or [])):

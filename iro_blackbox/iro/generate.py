@@ -62,14 +62,21 @@ def generate_file(
 
 
 def batch_key(
-    input_path: str | Path, search: dict[str, Any], final: str, steering: Any = None
+    input_path: str | Path,
+    search: dict[str, Any],
+    final: str,
+    steering: Any = None,
+    left_out: list[int] | None = None,
 ) -> str:
     """What identifies one generation job's answers: the file, the search overrides, the pick,
-    and for a policy steering another model (steer.py) where it decodes, so that model's
-    answers are never taken for the run's own (or another model's)."""
+    for a policy steering another model (steer.py) where it decodes, so that model's answers are
+    never taken for the run's own (or another model's), and the t of value models the gate
+    rejected (`left_out`: answers stored while those still steered are not reused)."""
     parts: list[Any] = [str(Path(input_path).resolve()), search, final]
     if steering is not None:
         parts.append(steering.to_dict())
+    if left_out:
+        parts.append({"left_out": left_out})
     return stable_hash(parts)[:8]
 
 
@@ -92,7 +99,8 @@ async def _generate_file(
     policy = load_run(run, db=db, budget=budget, ledger=ledger, **(overrides or {}))
     repo = RunRepository(policy.store)
     steering = policy.steering
-    batch = batch_key(input_path, search, final, steering)
+    left_out = [t for t in range(1, len(policy.value_models) + 1) if t not in policy.used()]
+    batch = batch_key(input_path, search, final, steering, left_out)
     have = repo.generations(policy.run_id, batch)
     todo = [policy.example(e) for e in examples if e.id not in have]
     params = policy.search_params(final=final, **search)

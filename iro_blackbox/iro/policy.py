@@ -147,7 +147,8 @@ class AlignedPolicy:
         on_result: Callable[[SearchResult], Any] | None = None,
         grader: Grader | None = None,
     ) -> list[SearchResult]:
-        """Search with `method` (default: the run's policy, cbs or rerank), guided by V_1..V_upto."""
+        """Search with `method` (default: the run's policy, cbs or rerank), guided by those of
+        V_1..V_upto the run's gate let through (used)."""
         method = method or self.cfg.search.policy
         scorer = self.scorer(upto) if method in ("cbs", "rerank") else None
         return await SEARCHES.get(method)(
@@ -205,6 +206,7 @@ class AlignedPolicy:
             "provider": self.cfg.provider.provider,
             "steering": self.steering.to_dict() if self.steering else None,
             "value_models": len(self.value_models),
+            "used": [f"V_{t}" for t in self.used()],
             "w": self.cfg.search.w,
             "k": self.cfg.search.k,
             "l": self.cfg.search.l,
