@@ -6,8 +6,9 @@ For every held-out prompt, the run's t = 0 evaluation stored 16 graded base samp
 Best-of-n curve is drawn from). This picks, among the first n of them, the one the value models
 V_1..V_t score highest (sum_t V_t / beta_t over those the gate let steer, as the search and
 `--policy rerank` do) and prints its mean reward with the standard error over prompts, beside
-the run's pi_t on the same prompts and Best-of-n by the grader on the same samples, as JSON. Same samples, same N: a paired comparison
-of reranking whole answers against the guided search, at no sampling cost.
+the run's pi_t on the same prompts and Best-of-n by the grader on the same samples, as JSON.
+Same samples, same N: a paired comparison of reranking whole answers against the guided search,
+at no sampling cost.
 """
 
 from __future__ import annotations

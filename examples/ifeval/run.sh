@@ -5,8 +5,8 @@
 # provider on 2 cores: README, "Rollout engines"), else through the hf provider.
 # The value model is the one the lab chose for IFEval (README, "The value-model lab"): the
 # two-tower model (frozen SmolLM2 towers, answer tower of 8 layers, 4 heads averaged) with a
-# pairwise loss, each answer also graded for 8 other prompts. Re-running resumes. Extra options are passed to
-# `iro-bb align` (e.g. --iterations 2: measured here with 1).
+# pairwise loss, each answer also graded for 8 other prompts. Re-running resumes. Extra options
+# are passed to `iro-bb align` (e.g. --iterations 2: measured here with 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/setup.sh ifeval

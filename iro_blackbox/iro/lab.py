@@ -258,8 +258,8 @@ async def build_model(
 
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:
     """Heads trained on the frozen towers' features (towers shared by every variant and seed of
-    this process): `ensemble` heads, their scores averaged; with select other than "last", the weights kept are
-    picked on held-apart training prompts."""
+    this process): `ensemble` heads, their scores averaged; with select other than "last", the
+    weights kept are picked on held-apart training prompts."""
     from ..value.data import split_examples
     from ..value.twotower import TwoTowerConfig, shared_towers, train_two_tower
 
