@@ -27,26 +27,9 @@ from iro_blackbox.iro.trainer import DefaultValueTrainer  # noqa: E402
 from iro_blackbox.iro.value_checks import gate_passed  # noqa: E402
 from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value import RolloutData  # noqa: E402
+from iro_blackbox.value.combine import WeightedValue  # noqa: E402
 from iro_blackbox.value.data import make_value_examples  # noqa: E402
 from iro_blackbox.value.ranking import rank_examples  # noqa: E402
-
-
-class Weighted:
-    """sum_i V_i / beta_i, scored from one pass per answer where the models allow it."""
-
-    def __init__(self, models: list, betas: list[float]):
-        self.models, self.betas = models, betas
-        self.tokenizer = models[0].tokenizer
-
-    def score_cuts(self, prompts, answers, cuts) -> list[float]:
-        total = [0.0] * len(prompts)
-        for m, b in zip(self.models, self.betas, strict=True):
-            if hasattr(m, "score_cuts"):
-                got = m.score_cuts(prompts, answers, cuts)
-            else:
-                got = m.score(prompts, [a[:c] for a, c in zip(answers, cuts, strict=True)])
-            total = [x + s / b for x, s in zip(total, got, strict=True)]
-        return total
 
 
 def main() -> None:
@@ -77,13 +60,15 @@ def main() -> None:
     texts = [r.response for r in rows]
     out = {"run": run.name, "t": args.t, "in_use_before": [f"V_{r.t}" for r in earlier]}
     scorers = {
-        "without_V_t": Weighted([models[r.t] for r in earlier], [betas[r.t - 1] for r in earlier])
+        "without_V_t": WeightedValue(
+            [models[r.t] for r in earlier], [1 / betas[r.t - 1] for r in earlier]
+        )
         if earlier
         else None,
-        "V_t_alone": Weighted([vt], [betas[args.t - 1]]),
-        "with_V_t": Weighted(
+        "V_t_alone": WeightedValue([vt], [1 / betas[args.t - 1]]),
+        "with_V_t": WeightedValue(
             [models[r.t] for r in [*earlier, records[-1]]],
-            [betas[r.t - 1] for r in [*earlier, records[-1]]],
+            [1 / betas[r.t - 1] for r in [*earlier, records[-1]]],
         ),
     }
     for name, scorer in scorers.items():

@@ -29,6 +29,7 @@ from iro_blackbox.iro.value_checks import gate_passed  # noqa: E402
 from iro_blackbox.search.common import value_pick  # noqa: E402
 from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value import load_saved  # noqa: E402
+from iro_blackbox.value.combine import weighted_scores  # noqa: E402
 
 
 def _pick(rows: list) -> object:
@@ -72,10 +73,7 @@ def main() -> None:
             by_ex.setdefault(r.example_id, []).append(r)
     prompts = [r.prompt for rs in by_ex.values() for r in rs]
     answers = [r.response for rs in by_ex.values() for r in rs]
-    score = [0.0] * len(answers)
-    for m, b in zip(models, betas, strict=False):
-        for i, v in enumerate(m.score(prompts, answers)):
-            score[i] += v / b
+    score = weighted_scores(models, [1 / b for b in betas], prompts, answers)
     at, scored = 0, {}
     for ex, rs in by_ex.items():
         scored[ex] = list(zip(rs, score[at : at + len(rs)], strict=True))

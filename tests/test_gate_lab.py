@@ -5,13 +5,14 @@ function of the prompt AND the answer, and the tiny random BERT for the lab's pl
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
 from _fx_search import FnGrader
 from _fx_value import NEUTRAL_WORDS
 
-from iro_blackbox.errors import ConfigError
+from iro_blackbox.errors import ConfigError, InputError
 from iro_blackbox.iro.config import AlignConfig
 from iro_blackbox.iro.gate import gate_check, validation_rollouts
 from iro_blackbox.iro.lab import LabData, parse_variant, run_lab, subsample, summarize
@@ -375,6 +376,17 @@ def test_two_tower_heads_average_and_survive_save_and_load(tmp_path, tiny_lm_dir
     assert load_two_tower(tmp_path / "old").score(prompts, answers) == pytest.approx(
         singles[0], abs=1e-5
     )
+
+    # a folder from a newer iro-bb, or with settings this one does not know: a clear error
+    meta_path = tmp_path / "v" / "twotower.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["format_version"] == 2
+    meta_path.write_text(json.dumps({**meta, "format_version": 3}))
+    with pytest.raises(InputError, match="format version 3 was saved by a newer iro-bb"):
+        load_two_tower(tmp_path / "v")
+    meta_path.write_text(json.dumps({**meta, "config": {**meta["config"], "rotary": 1}}))
+    with pytest.raises(InputError, match="does not know: \\['rotary'\\]"):
+        load_two_tower(tmp_path / "v")
 
 
 def test_value_heads_must_be_a_positive_integer():

@@ -6,12 +6,13 @@
 # The value model is the one the lab chose for IFEval (README, "The value-model lab"): the
 # two-tower model (frozen SmolLM2 towers, answer tower of 8 layers, 4 heads averaged) with a
 # pairwise loss, each answer also graded for 8 other prompts. Re-running resumes. Extra options
-# are passed to `iro-bb align` (e.g. --iterations 2: measured here with 1).
+# are passed to `iro-bb align` (e.g. --iterations 2: measured here with 1). IFEVAL_EVAL sets the
+# number of held-out prompts (default 64; README's ifeval-v9 used 128).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/setup.sh ifeval
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python examples/ifeval/prepare.py --max-words 48 --eval 64
+.venv/bin/python examples/ifeval/prepare.py --max-words 48 --eval "${IFEVAL_EVAL:-64}"
 engine=(--provider hf)
 if [ -x .venv-vllm/bin/python ]; then engine=(--provider vllm --vllm-python .venv-vllm/bin/python --vllm-dtype float32 --vllm-kv-cache-gb 8); fi
 exec .venv/bin/iro-bb align examples/ifeval/train.jsonl \

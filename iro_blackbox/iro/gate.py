@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..value import RolloutData, make_value_examples
+from ..value.combine import weighted_scores
 
 GATE_Z = 1.64  # one-sided, about 95%: the gain must exceed this many standard errors
 MIN_GATE_PAIRS = 50  # fewer pairs than this decide nothing
@@ -43,14 +44,20 @@ def validation_rollouts(
     return [rollouts[i] for i in keep]
 
 
-def _combined(models: Sequence[Any], betas: Sequence[float], examples: list[Any]) -> list[float]:
-    total = [0.0] * len(examples)
-    prompts = [e.prompt for e in examples]
-    partials = [e.partial for e in examples]
-    for m, b in zip(models, betas, strict=True):
-        for i, s in enumerate(m.score(prompts, partials)):
-            total[i] += s / b
-    return total
+def _combined(
+    models: Sequence[Any],
+    betas: Sequence[float],
+    examples: list[Any],
+    rollouts: Sequence[RolloutData],
+) -> list[float]:
+    """sum_i V_i / beta_i of every example's prefix (one pass per answer where a model can)."""
+    return weighted_scores(
+        models,
+        [1 / b for b in betas],
+        [e.prompt for e in examples],
+        [rollouts[e.rollout].response for e in examples],
+        [len(e.partial) for e in examples],
+    )
 
 
 def pair_scores(examples: Sequence[Any], pred: Sequence[float]) -> dict[str, list[float]]:
@@ -98,8 +105,8 @@ def gate_check(
 ) -> dict[str, Any]:
     """Accept or reject V_t (see the module doc). `previous`/`betas`: the value models in use."""
     examples = make_value_examples(rollouts, tcfg, tokenizer=model.tokenizer)
-    mine = _combined([model], [beta], examples)
-    before = _combined(previous, betas, examples) if previous else None
+    mine = _combined([model], [beta], examples, rollouts)
+    before = _combined(previous, betas, examples, rollouts) if previous else None
     after = mine if before is None else [a + b for a, b in zip(before, mine, strict=True)]
     with_v = pair_scores(examples, after)
     if before is None:  # against chance: the search without any value model picks at random

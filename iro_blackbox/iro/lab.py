@@ -31,6 +31,7 @@ from ..errors import ConfigError, InputError
 from ..graders import Grader
 from ..store import RunRepository
 from ..value import RolloutData, ValueTrainConfig, make_value_examples
+from ..value.combine import WeightedValue
 from ..value.config import LOSSES, PREFIX_MODES, TUNINGS
 from ..value.ranking import rank_examples
 from .config import AlignConfig
@@ -190,28 +191,6 @@ def train_config(data: LabData, v: Variant, seed: int) -> ValueTrainConfig:
     return tcfg.replace(**changes)
 
 
-class _Ensemble:
-    def __init__(self, models: list[Any]):
-        self.models = models
-        self.tokenizer = models[0].tokenizer
-
-    def score(self, prompts: Sequence[str], partials: Sequence[str]) -> list[float]:
-        scores = [m.score(prompts, partials) for m in self.models]
-        return [sum(col) / len(col) for col in zip(*scores, strict=True)]
-
-    def score_cuts(
-        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
-    ) -> list[float]:
-        partials = [a[:c] for a, c in zip(answers, cuts, strict=True)]
-        scores = [
-            m.score_cuts(prompts, answers, cuts)
-            if hasattr(m, "score_cuts")
-            else m.score(prompts, partials)
-            for m in self.models
-        ]
-        return [sum(col) / len(col) for col in zip(*scores, strict=True)]
-
-
 async def build_model(
     data: LabData, v: Variant, train: list[RolloutData], seed: int, grader: Grader | None
 ) -> tuple[Any, dict[str, Any]]:
@@ -253,7 +232,8 @@ async def build_model(
             "val_mse_ratio": m.get("val_mse_ratio"),
         }
     info.update(train_rollouts=len(rows), relabelled=extra)
-    return (models[0] if len(models) == 1 else _Ensemble(models)), info
+    ensemble = WeightedValue(models, [1 / len(models)] * len(models))
+    return (models[0] if len(models) == 1 else ensemble), info
 
 
 def _twotower(data: LabData, v: Variant, rows: list[RolloutData], seed: int) -> Any:

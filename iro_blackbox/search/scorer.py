@@ -14,7 +14,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigError, IroError
+from ..errors import ConfigError
+from ..value.combine import weighted_scores
 
 
 @runtime_checkable
@@ -67,25 +68,20 @@ class CombinedScorer:
     async def score(self, prompts: list[str], partials: list[str]) -> list[float]:
         if len(prompts) != len(partials):
             raise ValueError(f"{len(prompts)} prompts but {len(partials)} partials")
-        total = [0.0] * len(prompts)
-        if not prompts:
-            return total
-        for t, (model, beta) in enumerate(zip(self.models, self.betas, strict=True)):
-            values = await asyncio.to_thread(self._run, model, list(prompts), list(partials))
-            if len(values) != len(prompts):
-                raise IroError(
-                    f"value model {t} returned {len(values)} scores for {len(prompts)} prefixes"
-                )
-            for i, v in enumerate(values):
-                v = float(v)
-                if not math.isfinite(v):
-                    raise IroError(f"value model {t} returned a non-finite score ({v})")
-                total[i] += v / beta
-        return total
+        if not prompts or not self.models:
+            return [0.0] * len(prompts)
+        return await asyncio.to_thread(self._run, list(prompts), list(partials), None)
 
-    def _run(self, model: ValueModelLike, prompts: list[str], partials: list[str]) -> list[float]:
+    def score_cuts(
+        self, prompts: Sequence[str], answers: Sequence[str], cuts: Sequence[int]
+    ) -> list[float]:
+        """S of answers[i][:cuts[i]], synchronously (the gate, benchmarks): models with
+        score_cuts read every prefix of an answer from one pass."""
+        return self._run(list(prompts), list(answers), list(cuts))
+
+    def _run(self, prompts: list[str], texts: list[str], cuts: list[int] | None) -> list[float]:
         with self._lock:
-            return list(model.score(prompts, partials))
+            return weighted_scores(self.models, [1 / b for b in self.betas], prompts, texts, cuts)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -314,6 +314,8 @@ class TwoTowerValue:
 
 _SHARED: dict[tuple[str, int | None, int, bool, str], Towers] = {}
 FORMAT = "iro-bb/two-tower-value"
+# 1: one head under "head." (no version written); 2: `heads` heads under "heads.<i>."
+FORMAT_VERSION = 2
 
 
 def shared_towers(
@@ -349,7 +351,8 @@ def save_two_tower(model: TwoTowerValue, cfg: TwoTowerConfig, path: str | os.Pat
     for k in ("p_mean", "p_std", "r_mean", "r_std"):
         tensors[f"stats.{k}"] = model.stats[k].contiguous()
     save_file(tensors, str(out / "head.safetensors"))
-    meta = {"format": FORMAT, "config": asdict(replace(cfg, heads=len(model.heads))),
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "config": asdict(replace(cfg, heads=len(model.heads))),
             "y_mean": model.stats["y_mean"], "y_std": model.stats["y_std"]}  # fmt: skip
     (out / "twotower.json").write_text(json.dumps(meta, indent=2))
 
@@ -372,6 +375,17 @@ def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
     meta = json.loads((folder / "twotower.json").read_text())
     if meta.get("format") != FORMAT:
         raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(
+            f"{folder}: two-tower format version {version!r} was saved by a newer iro-bb "
+            f"(this one reads up to {FORMAT_VERSION}); upgrade iro-bb to load it"
+        )
+    unknown = sorted(set(meta.get("config", {})) - set(TwoTowerConfig.__dataclass_fields__))
+    if unknown:
+        raise InputError(
+            f"{folder}: twotower.json has settings this iro-bb does not know: {unknown}"
+        )
     # models saved before `product` existed read p * r too
     cfg = TwoTowerConfig(**{"product": True, **meta["config"]})
     towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
