@@ -4,7 +4,7 @@ in one process.
 
     .venv/bin/python benchmarks/bench_cbs_vs_sample.py [--prompts 4] [--w 4 --k 4 --l 16]
         [--max-tokens 128] [--repeats 5] [--threads 0] [--precisions fp32,bf16]
-        [--value iro-runs/ifeval-v7/value/v1]
+        [--value iro-runs/ifeval-v7/value/v1 | --two-tower-layers 8]
 
 plain: the `sample` search, n = W*K whole answers of max_tokens per prompt (the prompts' rows go
        through the provider together: one batched generation).
@@ -12,7 +12,10 @@ cbs:   the `cbs` search with W, K, L: every step extends every live beam by K ch
        (KV reuse through handles), scores the W*K prefixes with the value model and keeps W; once
        per value-model scoring precision (fp32, the default, and bf16). `--value FOLDER`: a saved value
 model instead (e.g. a run's two-tower V_1, which reads the prompt and answer with SmolLM2's own
-layers), scored as saved.
+layers), scored as saved; `--two-tower-layers N`: a two-tower model on the policy's own weights
+with N answer layers and 4 untrained heads (the same cost as a trained one, no run needed). A
+two-tower model runs twice per round: each candidate read on from its parent beam's cached
+answer-tower states ("reuse", what the search does) and read whole ("whole", as before).
 They run alternately (plain, cbs fp32, cbs bf16, plain, ...) so machine drift hits all; every
 figure is a median with its min and max. The ratio is cbs seconds per generated token over plain
 seconds per generated token in the same round (target <= 1.15); `cbs_breakdown` splits one cbs
@@ -67,6 +70,22 @@ def spread(xs: list[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def untrained_two_tower(model: str, layers: int):
+    """A two-tower value model with random heads: the towers' cost is that of a trained one."""
+    import torch
+
+    from iro_blackbox.value.twotower import Head, TwoTowerConfig, TwoTowerValue, shared_towers
+
+    cfg = TwoTowerConfig(backbone=model, answer_layers=layers)
+    towers = shared_towers(cfg.backbone, cfg.prompt_layer, cfg.answer_layers, cfg.joint, cfg.pool)
+    torch.manual_seed(0)
+    heads = [Head(towers.dim, cfg.hidden, cfg.dropout).eval() for _ in range(4)]
+    zeros, ones = torch.zeros(towers.dim), torch.ones(towers.dim)
+    stats = {"p_mean": zeros, "p_std": ones, "r_mean": zeros, "r_std": ones, "y_mean": 0.0,
+             "y_std": 1.0}  # fmt: skip
+    return TwoTowerValue(towers, heads, stats)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -86,6 +105,13 @@ def main() -> None:
     ap.add_argument(
         "--value", default=None, help="a saved value model folder (default: --backbone)"
     )
+    ap.add_argument(
+        "--two-tower-layers",
+        type=int,
+        default=None,
+        help="instead: a two-tower value model on --model's own weights with this many answer "
+        "layers and 4 untrained heads (speed only: no run needed)",
+    )
     args = ap.parse_args()
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
 
@@ -100,11 +126,16 @@ def main() -> None:
     from iro_blackbox.value import ValueConfig, ValueModel, load_saved
 
     provider = HFProvider(args.model)
-    if args.value:
+    if args.two_tower_layers is not None:
+        vm = untrained_two_tower(args.model, args.two_tower_layers)
+    elif args.value:
         vm = load_saved(args.value, device="cpu")
         precisions = ["saved"]
     else:
         vm = ValueModel.from_config(ValueConfig(backbone=args.backbone))
+    towers = getattr(vm, "towers", None)
+    if towers is not None:  # a two-tower model: candidates read on from their parents, or whole
+        precisions = ["reuse", "whole"]
     exs = examples(args.prompts)
 
     def params(seed: int) -> SearchParams:
@@ -136,7 +167,11 @@ def main() -> None:
         line = [f"repeat {r}: plain {s:.1f}s ({n} tok)"]
         for prec in precisions:
             kind = f"cbs_{prec}"
-            if prec != "saved":
+            if towers is not None:  # nothing cached from the previous run of the same seeds
+                towers.reuse_prefixes = prec == "reuse"
+                towers._tables.clear()
+                towers._kv.clear()
+            elif prec != "saved":
                 vm.config = vm.config.replace(precision=prec)
             s, n, res = asyncio.run(
                 run_search("cbs", exs, provider, CombinedScorer([vm]), params(200 + r))
@@ -159,7 +194,12 @@ def main() -> None:
         json.dumps(
             {
                 "model": provider.model_name,
-                "value_backbone": args.value or args.backbone,
+                "value_backbone": args.value
+                or (
+                    f"two-tower, {args.two_tower_layers} answer layers"
+                    if towers is not None
+                    else args.backbone
+                ),
                 "device": provider.device,
                 "torch_threads": torch.get_num_threads(),
                 "prompts": args.prompts,

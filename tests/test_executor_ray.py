@@ -113,6 +113,29 @@ def test_a_node_lost_mid_search_and_every_rollout_stored_once(ray_cluster, tmp_p
     assert sum(p["prompts"] for p in ex.placements) == 2 + 12 + 2  # base eval, rollouts, pi_1
 
 
+def test_two_tower_value_models_steer_the_workers_searches(ray_cluster, tmp_path, tiny_lm_dir):
+    """A two-tower V_1 (tiny random Llama towers) trained on a worker, then loaded by the search
+    workers for pi_1's evaluation: they load every kind of saved value model."""
+    from iro_blackbox.executors.ray_cluster import RayExecutor
+
+    cfg = config(
+        tmp_path, value_model="twotower", tower_backbone=str(tiny_lm_dir), answer_layers=1
+    )
+    db = str(tmp_path / "t.db")
+    store = open_store(db)
+    ex = RayExecutor.create(cfg, store)
+    loop = AlignLoop(cfg, store, executor=ex, progress=False)
+    try:
+        res = asyncio.run(loop.run())
+    finally:
+        asyncio.run(ex.aclose())
+    assert (res.out_dir / "value" / "v1" / "twotower.json").is_file()
+    assert [i["stage"] for i in res.iterations] == ["done", "done"]
+    rows = sql_rows(db, "SELECT count(DISTINCT example_id), min(score) IS NOT NULL FROM rollouts "
+                        "WHERE method='cbs' AND phase='eval'")  # fmt: skip
+    assert rows == [(2, 1)]  # both held-out prompts searched, every answer scored by V_1
+
+
 def test_workers_are_placed_on_gpus_where_the_cluster_has_them(ray_cluster, tmp_path):
     import ray
 

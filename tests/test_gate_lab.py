@@ -194,6 +194,34 @@ def test_two_tower_scores_a_prefix_as_its_one_pass_over_the_whole_answer(tiny_lm
     assert torch.equal(towers.answer_at(answer, 0), torch.zeros(towers.dim))
 
 
+def test_a_searched_prefix_is_read_on_from_its_parents_cache(tiny_lm_dir):
+    """In a search every candidate extends a beam scored at the step before: the answer tower
+    reads only the new tokens (after the parent's cached ones) and gets the states of a whole
+    causal pass."""
+    import torch
+
+    from iro_blackbox.value.twotower import Towers
+
+    towers = Towers(str(tiny_lm_dir), answer_layers=1)
+    read: list[int] = []
+    hook = towers.answer_lm.register_forward_pre_hook(
+        lambda _m, _a, kw: read.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
+    parent = "The river runs by the stone"
+    children = [parent + " and the tiger sleeps.", parent + "s of the old mill."]
+    try:
+        towers.answer_table(parent, extend=True)
+        got = [towers.answer_table(c, extend=True)[1] for c in children]
+    finally:
+        hook.remove()
+    n_parent = len(towers.tokenizer(parent, add_special_tokens=False)["input_ids"])
+    n_children = [len(towers.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in children]
+    assert read[0] == n_parent and all(r < n for r, n in zip(read[1:], n_children, strict=True))
+    fresh = Towers(str(tiny_lm_dir), answer_layers=1)
+    for c, table in zip(children, got, strict=True):
+        assert torch.allclose(table, fresh.answer_table(c)[1], atol=1e-5)
+
+
 def test_gate_on_a_few_validation_prompts_decides_on_the_point_estimate(trained):
     """A handful of validation prompts gives no usable standard error (the demo's 24 training
     prompts hold 2 apart): a value model that ranks them well is used on its point estimate."""

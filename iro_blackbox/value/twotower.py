@@ -29,6 +29,9 @@ from .ranking import _pairs, centered_targets, pair_groups
 
 EVAL_EVERY = 100  # steps between validation checks of fit_head
 MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
+# answers whose answer-tower cache is kept for the search's next step (a candidate extends its
+# parent beam, so only its new chunk is read): about 14 KB a token for SmolLM2-135M with 8 layers
+MAX_KV = 256
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Towers:
         self.joint, self.pool = joint, pool
         self._tables: dict[Any, tuple[list[int], torch.Tensor]] = {}
         self._prompt_kv: dict[str, Any] = {}  # joint: the answer tower's cache of each prompt
+        # searched prefixes: text -> (token ids, answer-tower cache, per-token states)
+        self._kv: dict[str, tuple[list[int], Any, torch.Tensor]] = {}
+        self.reuse_prefixes = True  # False: every searched prefix is read whole (benchmarks)
 
     @torch.no_grad()
     def prompts(self, texts: Sequence[str], batch: int = 16) -> torch.Tensor:
@@ -134,9 +140,42 @@ class Towers:
         )
         return out.last_hidden_state[0]
 
-    def answer_table(self, text: str, prompt: str | None = None) -> tuple[list[int], torch.Tensor]:
+    @torch.no_grad()
+    def _extend_states(self, text: str, ids: list[int]) -> torch.Tensor:
+        """Per-token answer-tower states of `ids` (the tokens of `text`), reading only the tokens
+        after the longest cached prefix (a search's candidate extends its parent beam, whose cache
+        the previous step kept); the result is the causal pass over all of `ids`, and its cache
+        is kept in turn for the next step."""
+        parent = max((k for k in self._kv if len(k) < len(text) and text.startswith(k)), key=len,
+                     default=None)  # fmt: skip
+        m, cache, head = 0, None, None
+        if parent is not None:
+            pids, pcache, pstates = self._kv[parent]
+            while m < min(len(pids), len(ids)) - 1 and pids[m] == ids[m]:
+                m += 1  # tokens shared with the parent (its last one may merge differently)
+            if m:
+                cache = copy.deepcopy(pcache)
+                cache.crop(m - len(pids))  # drop the parent's tokens after the shared ones
+                head = pstates[:m]
+        out = self.answer_lm(
+            input_ids=torch.tensor([ids[m:]]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            cache=cache,
+            use_cache=True,
+        )
+        tail = out.last_hidden_state[0]
+        states = tail if head is None else torch.cat([head, tail])
+        if len(self._kv) >= MAX_KV:
+            self._kv.pop(next(iter(self._kv)))
+        self._kv[text] = (list(ids), out.cache, states)
+        return states
+
+    def answer_table(
+        self, text: str, prompt: str | None = None, extend: bool = False
+    ) -> tuple[list[int], torch.Tensor]:
         """(token end offsets, [n_tokens, d] answer features after each token: the running mean
-        of the token states, or the last state)."""
+        of the token states, or the last state). extend: a search's prefix, read on from its
+        parent's cache (see _extend_states; not for joint towers)."""
         key = (prompt, text) if self.joint else text
         hit = self._tables.get(key)
         if hit is not None:
@@ -144,7 +183,10 @@ class Towers:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, ends = enc["input_ids"], [int(e) for _, e in enc["offset_mapping"]]
         if ids:
-            states = self._answer_states(ids, prompt)
+            if extend and self.reuse_prefixes and not self.joint and self.answer_layers > 0:
+                states = self._extend_states(text, ids)
+            else:
+                states = self._answer_states(ids, prompt)
             if self.pool == "last":
                 run = states
             else:
@@ -156,10 +198,12 @@ class Towers:
         self._tables[key] = (ends, run)
         return ends, run
 
-    def answer_at(self, text: str, cut: int, prompt: str | None = None) -> torch.Tensor:
+    def answer_at(
+        self, text: str, cut: int, prompt: str | None = None, extend: bool = False
+    ) -> torch.Tensor:
         """The answer tower's features of text[:cut] (the empty prefix: zeros), read from one
-        causal pass over the whole text (joint: after `prompt`)."""
-        ends, run = self.answer_table(text, prompt)
+        causal pass over the whole text (joint: after `prompt`; extend: see answer_table)."""
+        ends, run = self.answer_table(text, prompt, extend)
         n = sum(1 for e in ends if e <= cut)
         return run[n - 1] if n else torch.zeros(self.dim)
 
@@ -307,7 +351,10 @@ class TwoTowerValue:
             return []
         p = self._p(prompts)
         r = torch.stack(
-            [self.towers.answer_at(a, len(a), x) for x, a in zip(prompts, partials, strict=True)]
+            [
+                self.towers.answer_at(a, len(a), x, extend=True)
+                for x, a in zip(prompts, partials, strict=True)
+            ]
         )
         return self.score_features(p, r)
 
