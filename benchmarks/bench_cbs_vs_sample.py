@@ -100,7 +100,8 @@ def main() -> None:
     ap.add_argument(
         "--precisions",
         default="fp32,bf16",
-        help="value-model scoring precisions (ignored with --value: scored as saved)",
+        help="value-model scoring precisions (ignored with --value: scored as saved); for a "
+        "two-tower model: reuse, whole (reading each candidate on from its parent, or whole)",
     )
     ap.add_argument(
         "--value", default=None, help="a saved value model folder (default: --backbone)"
@@ -135,7 +136,7 @@ def main() -> None:
         vm = ValueModel.from_config(ValueConfig(backbone=args.backbone))
     towers = getattr(vm, "towers", None)
     if towers is not None:  # a two-tower model: candidates read on from their parents, or whole
-        precisions = ["reuse", "whole"]
+        precisions = [p for p in precisions if p in ("reuse", "whole")] or ["reuse", "whole"]
     exs = examples(args.prompts)
 
     def params(seed: int) -> SearchParams:
@@ -170,7 +171,7 @@ def main() -> None:
             if towers is not None:  # nothing cached from the previous run of the same seeds
                 towers.reuse_prefixes = prec == "reuse"
                 towers._tables.clear()
-                towers._kv.clear()
+                towers.prefixes.clear()
             elif prec != "saved":
                 vm.config = vm.config.replace(precision=prec)
             s, n, res = asyncio.run(

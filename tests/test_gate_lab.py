@@ -220,6 +220,14 @@ def test_a_searched_prefix_is_read_on_from_its_parents_cache(tiny_lm_dir):
     fresh = Towers(str(tiny_lm_dir), answer_layers=1)
     for c, table in zip(children, got, strict=True):
         assert torch.allclose(table, fresh.answer_table(c)[1], atol=1e-5)
+    # a whole search step at once: grandchildren of equal shape are read in one batch
+    steps = [c + " Then it rains." for c in children] + ["", parent]
+    batched = Towers(str(tiny_lm_dir), answer_layers=1)
+    batched.searched_tables([parent])
+    batched.searched_tables(children)
+    for t, (ends, table) in zip(steps, batched.searched_tables(steps), strict=True):
+        want_ends, want = fresh.answer_table(t)
+        assert ends == want_ends and torch.allclose(table, want, atol=1e-5)
 
 
 def test_gate_on_a_few_validation_prompts_decides_on_the_point_estimate(trained):

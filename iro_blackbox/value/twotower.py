@@ -26,12 +26,10 @@ import torch
 from torch import nn
 
 from .ranking import _pairs, centered_targets, pair_groups
+from .tower_prefixes import PrefixReader
 
 EVAL_EVERY = 100  # steps between validation checks of fit_head
 MAX_TABLES = 5_000  # answers whose per-token features are kept (at most ~0.7 GB at d = 576)
-# answers whose answer-tower cache is kept for the search's next step (a candidate extends its
-# parent beam, so only its new chunk is read): about 14 KB a token for SmolLM2-135M with 8 layers
-MAX_KV = 256
 
 
 @dataclass(frozen=True)
@@ -92,8 +90,7 @@ class Towers:
         self.joint, self.pool = joint, pool
         self._tables: dict[Any, tuple[list[int], torch.Tensor]] = {}
         self._prompt_kv: dict[str, Any] = {}  # joint: the answer tower's cache of each prompt
-        # searched prefixes: text -> (token ids, answer-tower cache, per-token states)
-        self._kv: dict[str, tuple[list[int], Any, torch.Tensor]] = {}
+        self.prefixes = PrefixReader(self.answer_lm)  # a search's prefixes, read on from parents
         self.reuse_prefixes = True  # False: every searched prefix is read whole (benchmarks)
 
     @torch.no_grad()
@@ -140,63 +137,57 @@ class Towers:
         )
         return out.last_hidden_state[0]
 
-    @torch.no_grad()
-    def _extend_states(self, text: str, ids: list[int]) -> torch.Tensor:
-        """Per-token answer-tower states of `ids` (the tokens of `text`), reading only the tokens
-        after the longest cached prefix (a search's candidate extends its parent beam, whose cache
-        the previous step kept); the result is the causal pass over all of `ids`, and its cache
-        is kept in turn for the next step."""
-        parent = max((k for k in self._kv if len(k) < len(text) and text.startswith(k)), key=len,
-                     default=None)  # fmt: skip
-        m, cache, head = 0, None, None
-        if parent is not None:
-            pids, pcache, pstates = self._kv[parent]
-            while m < min(len(pids), len(ids)) - 1 and pids[m] == ids[m]:
-                m += 1  # tokens shared with the parent (its last one may merge differently)
-            if m:
-                cache = copy.deepcopy(pcache)
-                cache.crop(m - len(pids))  # drop the parent's tokens after the shared ones
-                head = pstates[:m]
-        out = self.answer_lm(
-            input_ids=torch.tensor([ids[m:]]),
-            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-            cache=cache,
-            use_cache=True,
-        )
-        tail = out.last_hidden_state[0]
-        states = tail if head is None else torch.cat([head, tail])
-        if len(self._kv) >= MAX_KV:
-            self._kv.pop(next(iter(self._kv)))
-        self._kv[text] = (list(ids), out.cache, states)
-        return states
+    def _table(self, ids: list[int], ends: list[int], states: torch.Tensor | None) -> tuple:
+        if not ids or states is None:
+            return ends, torch.zeros(0, self.dim)
+        if self.pool == "last":
+            return ends, states
+        return ends, states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
+
+    def _remember(self, key: Any, table: tuple) -> None:
+        if len(self._tables) >= MAX_TABLES:  # oldest first: a search's earlier steps
+            self._tables.pop(next(iter(self._tables)))
+        self._tables[key] = table
 
     def answer_table(
         self, text: str, prompt: str | None = None, extend: bool = False
     ) -> tuple[list[int], torch.Tensor]:
         """(token end offsets, [n_tokens, d] answer features after each token: the running mean
         of the token states, or the last state). extend: a search's prefix, read on from its
-        parent's cache (see _extend_states; not for joint towers)."""
+        parent's cache (see searched_tables)."""
+        if extend and self.reads_on:
+            return self.searched_tables([text])[0]
         key = (prompt, text) if self.joint else text
         hit = self._tables.get(key)
         if hit is not None:
             return hit
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, ends = enc["input_ids"], [int(e) for _, e in enc["offset_mapping"]]
-        if ids:
-            if extend and self.reuse_prefixes and not self.joint and self.answer_layers > 0:
-                states = self._extend_states(text, ids)
-            else:
-                states = self._answer_states(ids, prompt)
-            if self.pool == "last":
-                run = states
-            else:
-                run = states.cumsum(0) / torch.arange(1, len(ids) + 1).unsqueeze(-1)
-        else:
-            run = torch.zeros(0, self.dim)
-        if len(self._tables) >= MAX_TABLES:  # oldest first: a search's earlier steps
-            self._tables.pop(next(iter(self._tables)))
-        self._tables[key] = (ends, run)
-        return ends, run
+        table = self._table(ids, ends, self._answer_states(ids, prompt) if ids else None)
+        self._remember(key, table)
+        return table
+
+    @property
+    def reads_on(self) -> bool:
+        """Whether searched prefixes are read on from their parents (not for joint towers)."""
+        return self.reuse_prefixes and not self.joint and self.answer_layers > 0
+
+    def searched_tables(self, texts: Sequence[str]) -> list[tuple[list[int], torch.Tensor]]:
+        """answer_table of each of a search step's prefixes: those not read yet go through the
+        answer tower together, each from its parent beam's cached states (tower_prefixes.py)."""
+        found: dict[str, tuple] = {t: self._tables[t] for t in texts if t in self._tables}
+        todo, enc = [], {}
+        for t in dict.fromkeys(texts):
+            if t not in found:
+                e = self.tokenizer(t, add_special_tokens=False, return_offsets_mapping=True)
+                enc[t] = (e["input_ids"], [int(x) for _, x in e["offset_mapping"]])
+                if enc[t][0]:
+                    todo.append((t, enc[t][0]))
+        states = dict(zip([t for t, _ in todo], self.prefixes.states(todo), strict=True))
+        for t, (ids, ends) in enc.items():
+            found[t] = self._table(ids, ends, states.get(t))
+            self._remember(t, found[t])
+        return [found[t] for t in texts]
 
     def answer_at(
         self, text: str, cut: int, prompt: str | None = None, extend: bool = False
@@ -350,12 +341,17 @@ class TwoTowerValue:
         if not prompts:
             return []
         p = self._p(prompts)
-        r = torch.stack(
-            [
-                self.towers.answer_at(a, len(a), x, extend=True)
-                for x, a in zip(prompts, partials, strict=True)
-            ]
-        )
+        if self.towers.reads_on:  # a search step's candidates, read on from their parents
+            tables = self.towers.searched_tables(partials)
+            r = torch.stack([run[-1] if len(run) else torch.zeros(self.towers.dim)
+                             for _, run in tables])  # fmt: skip
+        else:
+            r = torch.stack(
+                [
+                    self.towers.answer_at(a, len(a), x)
+                    for x, a in zip(prompts, partials, strict=True)
+                ]
+            )
         return self.score_features(p, r)
 
 
