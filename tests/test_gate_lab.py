@@ -428,3 +428,8 @@ def test_two_tower_heads_average_and_survive_save_and_load(tmp_path, tiny_lm_dir
 def test_value_heads_must_be_a_positive_integer():
     with pytest.raises(ConfigError, match="value_heads"):
         AlignConfig.from_dict({"data": "d.jsonl", "value_heads": 0})
+    # heads belong to the two-tower model: asked of a fine-tuned one, a clear error, not ignored
+    with pytest.raises(ConfigError, match="applies to --value-model twotower only"):
+        AlignConfig.from_dict({"data": "d.jsonl", "value_heads": 4})
+    cfg = AlignConfig.from_dict({"data": "d.jsonl", "value_heads": 4, "value_model": "twotower"})
+    assert cfg.value.value_heads == 4

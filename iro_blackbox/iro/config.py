@@ -322,6 +322,11 @@ class ValueOptions:
         _choice("value_precision", self.value_precision, PRECISIONS)
         check_positive_int("value_epochs", self.value_epochs)
         check_positive_int("value_heads", self.value_heads)
+        if self.value_heads > 1 and self.value_model != "twotower":
+            raise ConfigError(
+                f"value_heads {self.value_heads} applies to --value-model twotower only "
+                f"(this run's value model is {self.value_model}); leave it at 1"
+            )
         if (
             isinstance(self.value_relabel, bool)
             or not isinstance(self.value_relabel, int)
