@@ -220,12 +220,25 @@ def test_a_searched_prefix_is_read_on_from_its_parents_cache(tiny_lm_dir):
     fresh = Towers(str(tiny_lm_dir), answer_layers=1)
     for c, table in zip(children, got, strict=True):
         assert torch.allclose(table, fresh.answer_table(c)[1], atol=1e-5)
-    # a whole search step at once: grandchildren of equal shape are read in one batch
-    steps = [c + " Then it rains." for c in children] + ["", parent]
+    # a whole search step at once: candidates of equal shape (shared and new tokens) go through
+    # the tower in one batch, each from its own parent's cache
+    tok = towers.tokenizer
+    twins = [parent + " and the cat sleeps.", parent + " and the dog sleeps."]
+    assert len({len(tok(t, add_special_tokens=False)["input_ids"]) for t in twins}) == 1
+    steps = [t + " Then it rains." for t in twins] + ["", parent]
     batched = Towers(str(tiny_lm_dir), answer_layers=1)
     batched.searched_tables([parent])
-    batched.searched_tables(children)
-    for t, (ends, table) in zip(steps, batched.searched_tables(steps), strict=True):
+    batched.searched_tables(twins)
+    shapes: list[tuple[int, int]] = []
+    hook = batched.answer_lm.register_forward_pre_hook(
+        lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        got_steps = batched.searched_tables(steps)
+    finally:
+        hook.remove()
+    assert [b for b, _ in shapes] == [2], shapes  # the twins' children: one batch of two
+    for t, (ends, table) in zip(steps, got_steps, strict=True):
         want_ends, want = fresh.answer_table(t)
         assert ends == want_ends and torch.allclose(table, want, atol=1e-5)
 
@@ -419,6 +432,9 @@ def test_two_tower_heads_average_and_survive_save_and_load(tmp_path, tiny_lm_dir
     assert meta["format_version"] == 2
     meta_path.write_text(json.dumps({**meta, "format_version": 3}))
     with pytest.raises(InputError, match="format version 3 was saved by a newer iro-bb"):
+        load_two_tower(tmp_path / "v")
+    meta_path.write_text(json.dumps({**meta, "format_version": True}))
+    with pytest.raises(InputError, match="no valid format_version"):
         load_two_tower(tmp_path / "v")
     meta_path.write_text(json.dumps({**meta, "config": {**meta["config"], "rotary": 1}}))
     with pytest.raises(InputError, match="does not know: \\['rotary'\\]"):

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..value import RolloutData, make_value_examples
 from ..value.combine import weighted_scores
+from ..value.data import as_rollout
 
 GATE_Z = 1.64  # one-sided, about 95%: the gain must exceed this many standard errors
 MIN_GATE_PAIRS = 50  # fewer pairs than this decide nothing
@@ -55,7 +56,7 @@ def _combined(
         models,
         [1 / b for b in betas],
         [e.prompt for e in examples],
-        [rollouts[e.rollout].response for e in examples],
+        [as_rollout(rollouts[e.rollout]).response for e in examples],
         [len(e.partial) for e in examples],
     )
 

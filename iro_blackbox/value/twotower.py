@@ -170,7 +170,10 @@ class Towers:
     @property
     def reads_on(self) -> bool:
         """Whether searched prefixes are read on from their parents (not for joint towers)."""
-        return self.reuse_prefixes and not self.joint and self.answer_layers > 0
+        full = all(
+            t == "full_attention" for t in getattr(self.lm.config, "layer_types", None) or []
+        )
+        return self.reuse_prefixes and full and not self.joint and self.answer_layers > 0
 
     def searched_tables(self, texts: Sequence[str]) -> list[tuple[list[int], torch.Tensor]]:
         """answer_table of each of a search step's prefixes: those not read yet go through the
@@ -419,9 +422,11 @@ def load_two_tower(path: str | os.PathLike) -> TwoTowerValue:
     if meta.get("format") != FORMAT:
         raise InputError(f"{folder}: not a two-tower value model ({meta.get('format')!r})")
     version = meta.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InputError(f"{folder}: twotower.json has no valid format_version ({version!r})")
+    if version > FORMAT_VERSION:
         raise InputError(
-            f"{folder}: two-tower format version {version!r} was saved by a newer iro-bb "
+            f"{folder}: two-tower format version {version} was saved by a newer iro-bb "
             f"(this one reads up to {FORMAT_VERSION}); upgrade iro-bb to load it"
         )
     unknown = sorted(set(meta.get("config", {})) - set(TwoTowerConfig.__dataclass_fields__))
