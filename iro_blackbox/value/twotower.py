@@ -192,12 +192,10 @@ class Towers:
             self._remember(t, found[t])
         return [found[t] for t in texts]
 
-    def answer_at(
-        self, text: str, cut: int, prompt: str | None = None, extend: bool = False
-    ) -> torch.Tensor:
+    def answer_at(self, text: str, cut: int, prompt: str | None = None) -> torch.Tensor:
         """The answer tower's features of text[:cut] (the empty prefix: zeros), read from one
-        causal pass over the whole text (joint: after `prompt`; extend: see answer_table)."""
-        ends, run = self.answer_table(text, prompt, extend)
+        causal pass over the whole text (joint: after `prompt`)."""
+        ends, run = self.answer_table(text, prompt)
         n = sum(1 for e in ends if e <= cut)
         return run[n - 1] if n else torch.zeros(self.dim)
 
