@@ -9,6 +9,13 @@ V_1..V_t score highest (sum_t V_t / beta_t over those the gate let steer, as the
 the run's pi_t on the same prompts and Best-of-n by the grader on the same samples, as JSON.
 Same samples, same N: a paired comparison of reranking whole answers against the guided search,
 at no sampling cost.
+
+`--prune-at L --keep 2,4,8` also simulates pruning early (Speculative Rejection's pattern): score
+the first L tokens of all n samples by the value models, keep the best m, let only those finish
+and answer with the best finished one by value. A stored sample's own continuation is a draw of
+"finish this prefix", so the simulation needs no sampling; it spends n*L + (the kept answers'
+remaining tokens) instead of every sample's whole length. Each m is printed beside reranking
+fewer whole samples at no more tokens (paired, same prompts).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ def main() -> None:
         help="use V_1..V_t, those the gate let through (default: all trained)",
     )
     ap.add_argument("--n", default="2,4,8,16", help="numbers of samples to rerank")
+    ap.add_argument("--prune-at", type=int, default=0, help="simulate pruning after L tokens")
+    ap.add_argument("--keep", default="2,4,8", help="answers kept to finish when pruning")
     args = ap.parse_args()
 
     repo = RunRepository(open_store(args.db))
@@ -99,7 +108,8 @@ def main() -> None:
         m, se = mean_se([float(x) for x in pick])
         out["rerank"].append({"n": n, "reward": round(m, 4), "se": round(se, 4),
                               "best_of_n_grader": round(statistics.mean(bon), 4),
-                              "one_sample": round(statistics.mean(first), 4)})  # fmt: skip
+                              "one_sample": round(statistics.mean(first), 4),
+                              "tokens": round(statistics.mean(_tokens(rows[:n]) for rows in scored.values()), 1)})  # fmt: skip
     if pi_t:
         common = [ex for ex in by_ex if ex in pi_t]
         m, se = mean_se([pi_t[ex] for ex in common])
@@ -108,7 +118,58 @@ def main() -> None:
         diff = [pi_t[ex] - float(x) for ex, x in zip(common, n16, strict=True)]
         d, dse = mean_se(diff)
         out["pi_t_minus_rerank_16"] = {"gain": round(d, 4), "se": round(dse, 4)}
+    if args.prune_at > 0:
+        out["prune"] = prune(
+            models, betas, scored, args.prune_at, [int(x) for x in args.keep.split(",")]
+        )
     print(json.dumps(out, indent=1))
+
+
+def _tokens(rows: list) -> int:
+    return sum(int(r.completion_tokens or 0) for r, _ in rows)
+
+
+def prune(models: list, betas: list[float], scored: dict, at: int, keeps: list[int]) -> list:
+    """Prune after `at` tokens: all samples' prefixes scored, the best m finished (module doc)."""
+    tok = models[0].tokenizer
+    exs = list(scored)
+    prompts, answers, cuts = [], [], []
+    for ex in exs:
+        for r, _ in scored[ex]:
+            offsets = tok(r.response, add_special_tokens=False, return_offsets_mapping=True)
+            spans = offsets["offset_mapping"]
+            prompts.append(r.prompt)
+            answers.append(r.response)
+            cuts.append(spans[at - 1][1] if len(spans) > at else len(r.response))
+    early = weighted_scores(models, [1 / b for b in betas], prompts, answers, cuts)
+    out, pos = [], 0
+    early_by: dict[int, list[float]] = {}
+    for ex in exs:
+        early_by[ex] = early[pos : pos + len(scored[ex])]
+        pos += len(scored[ex])
+    for m in keeps:
+        rewards, spent, rerank_same = [], [], []
+        for ex in exs:
+            rows = scored[ex]
+            order = sorted(range(len(rows)), key=lambda i: -early_by[ex][i])[:m]
+            kept = [rows[i] for i in sorted(order)]
+            rewards.append(float(_pick(kept).reward))
+            cost = sum(min(int(r.completion_tokens or 0), at) for r, _ in rows)
+            cost += sum(max(0, int(r.completion_tokens or 0) - at) for r, _ in kept)
+            spent.append(cost)
+            # reranking the first n whole samples, n the largest that costs no more
+            n = max([k for k in range(1, len(rows) + 1) if _tokens(rows[:k]) <= cost] or [1])
+            rerank_same.append((n, float(_pick(rows[:n]).reward)))
+        mr, sr = mean_se(rewards)
+        d, dse = mean_se([a - b for a, (_, b) in zip(rewards, rerank_same, strict=True)])
+        out.append({
+            "keep": m, "reward": round(mr, 4), "se": round(sr, 4),
+            "tokens": round(statistics.mean(spent), 1),
+            "rerank_same_tokens": round(statistics.mean(b for _, b in rerank_same), 4),
+            "rerank_n": round(statistics.mean(n for n, _ in rerank_same), 2),
+            "gain": round(d, 4), "gain_se": round(dse, 4),
+        })  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

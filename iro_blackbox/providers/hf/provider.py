@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,16 +39,15 @@ from transformers import DynamicCache
 
 from ...errors import ConfigError, InputError
 from ...models import pick_device
-from ...params import SamplingParams, check_positive_int
-from ...utils import derive_seed
-from ..base import Chunk, Extend, Prompt, ProviderStats, Usage
+from ...params import check_positive_int
+from ..base import Chunk, Extend, Prompt, ProviderStats
 from ..chat_template import (
     PromptEncoder,
     check_prompt,
-    continuation_text,
     prompt_key,
     render_prompt,
 )
+from ..local_requests import check_extend, sample_seeds
 from .kv import (
     GatheredCache,
     KVBlock,
@@ -61,45 +58,10 @@ from .kv import (
     gather_rows,
 )
 from .loading import eos_ids, load_model, parse_dtype, plain_dynamic_cache
+from .rows import Job, Row, RowText, settle
 from .sampling import sample_next
 
 _owner_ids = itertools.count(1)
-
-
-@dataclass(eq=False)
-class _Job:
-    """One extend() call waiting for its rows."""
-
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
-    results: list[list[Chunk | None]]
-    remaining: int
-
-
-@dataclass(eq=False)
-class _Row:
-    """One sample of one request, from context tokens to a finished chunk."""
-
-    job: _Job
-    req: int  # request index in the job
-    sample: int  # which of the request's n samples
-    pkey: str
-    prefix: str
-    params: SamplingParams
-    max_tokens: int
-    seed: int
-    context: tuple[int, ...]  # prompt + response-so-far token ids
-    n_prompt: int
-    handle: KVHandle | None  # a live-looking handle (its block may still be gone)
-    # filled while generating
-    source: RowSource | None = None
-    pending: tuple[int, ...] = ()
-    new: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    sampled: int = 0
-    finish: str | None = None
-    text: str | None = None  # set when a stop string cut it
-    chunk: Chunk | None = None
 
 
 class HFProvider:
@@ -153,12 +115,13 @@ class HFProvider:
         # in-place KV buffers instead of a concatenation per decode step (plain layers only)
         self._preallocate = plain_dynamic_cache(lm)
         self._eos = eos_ids(lm, tok)
+        self._text = RowText(tok, self._eos, self._owner)
         self._pad = tok.pad_token_id if tok.pad_token_id is not None else min(self._eos, default=0)
         self.max_context = int(getattr(lm.config, "max_position_embeddings", 0) or 1 << 30)
         self._torch_lock = threading.Lock()  # one batch on the model at a time
         self._cv = threading.Condition()  # guards the queue and the worker below
-        self._queue: deque[_Row] = deque()
-        self._held: dict[asyncio.AbstractEventLoop, list[_Row]] = {}  # rows of this tick's calls
+        self._queue: deque[Row] = deque()
+        self._held: dict[asyncio.AbstractEventLoop, list[Row]] = {}  # rows of this tick's calls
         self._worker: threading.Thread | None = None
         self._stop = False
         self._threads = torch.get_num_threads()
@@ -232,7 +195,7 @@ class HFProvider:
         if not isinstance(requests, list):
             raise InputError(f"extend takes a list of Extend, got {type(requests).__name__}")
         loop = asyncio.get_running_loop()
-        job = _Job(loop, loop.create_future(), [], 0)
+        job = Job(loop, loop.create_future(), [], 0)
         rows = [row for i, req in enumerate(requests) for row in self._rows(job, i, req)]
         if not rows:
             return [list(r) for r in job.results]  # type: ignore[misc]
@@ -258,25 +221,9 @@ class HFProvider:
                 self._worker = threading.Thread(target=self._serve, name="iro-hf", daemon=True)
                 self._worker.start()
 
-    def _rows(self, job: _Job, i: int, req: Any) -> list[_Row]:
+    def _rows(self, job: Job, i: int, req: Any) -> list[Row]:
         """Validate one request and turn it into its n rows (raises before anything is queued)."""
-        if not isinstance(req, Extend):
-            raise InputError(f"requests[{i}] must be an Extend, got {type(req).__name__}")
-        check_prompt(req.prompt)
-        if not isinstance(req.prefix, str):
-            raise ConfigError(f"prefix must be a string, got {type(req.prefix).__name__}")
-        n = check_positive_int("n", req.n)
-        max_tokens = check_positive_int("max_tokens", req.max_tokens)
-        start = check_positive_int("sample_index", req.sample_index, minimum=0)
-        params = req.params
-        if isinstance(params, dict):
-            try:
-                params = SamplingParams(**params)
-            except TypeError as e:
-                raise ConfigError(f"params: {e}") from None
-        if not isinstance(params, SamplingParams):
-            raise ConfigError(f"params must be SamplingParams, got {type(params).__name__}")
-
+        n, max_tokens, start, params = check_extend(i, req)
         pkey = prompt_key(req.prompt)
         handle = req.handle
         if not (
@@ -301,18 +248,10 @@ class HFProvider:
                 f"context of {self.max_context} tokens"
             )
         job.results.append([None] * n)
-        rows = []
-        for j in range(n):
-            if params.seed is None:
-                seed = secrets.randbits(63)
-            else:
-                seed = derive_seed(params.seed, req.prompt, req.prefix, start + j)
-            rows.append(
-                _Row(
-                    job, i, j, pkey, req.prefix, params, max_tokens, seed, context, n_prompt, handle
-                )
-            )
-        return rows
+        return [
+            Row(job, i, j, pkey, req.prefix, params, max_tokens, seed, context, n_prompt, handle)
+            for j, seed in enumerate(sample_seeds(req, params, n, start))
+        ]
 
     def _serve(self, idle_seconds: float = 30.0) -> None:
         """Worker thread: run queued rows in batches of at most max_batch_rows; exit when idle."""
@@ -323,7 +262,7 @@ class HFProvider:
                 if not self._queue:
                     self._worker = None
                     return
-                batch: list[_Row] = []
+                batch: list[Row] = []
                 while self._queue and len(batch) < self.max_batch_rows:
                     row = self._queue.popleft()
                     if not row.job.future.done():  # skip rows of failed or cancelled calls
@@ -334,13 +273,13 @@ class HFProvider:
                 self._run_batch(batch)
             except BaseException as e:  # noqa: BLE001 - delivered to every caller in the batch
                 for job in {id(r.job): r.job for r in batch}.values():
-                    _settle(job, exc=e)
+                    settle(job, exc=e)
                 continue
             for row in batch:
                 row.job.results[row.req][row.sample] = row.chunk
                 row.job.remaining -= 1
                 if row.job.remaining == 0:
-                    _settle(row.job, value=row.job.results)
+                    settle(row.job, value=row.job.results)
 
     # ---- the batch: prefill + decode loop (runs in a worker thread) --------------------------
 
@@ -349,7 +288,7 @@ class HFProvider:
         if torch.get_num_threads() != self._threads:
             torch.set_num_threads(self._threads)
 
-    def _run_batch(self, rows: list[_Row]) -> None:
+    def _run_batch(self, rows: list[Row]) -> None:
         with self._torch_lock, torch.inference_mode():
             self._use_callers_threads()
             self.stats.requests += 1
@@ -359,11 +298,11 @@ class HFProvider:
             if block is not None and self._kv_enabled:
                 self._kv.add(block)
             for r, row in enumerate(rows):
-                row.chunk = self._chunk(row, block, r)
+                row.chunk = self._text.chunk(row, block, r)
                 self.stats.prompt_tokens += row.chunk.usage.prompt_tokens
                 self.stats.completion_tokens += row.chunk.usage.completion_tokens
 
-    def _attach_cache(self, row: _Row) -> None:
+    def _attach_cache(self, row: Row) -> None:
         """Use the handle's KV cache when its block is still kept, else re-encode the context."""
         row.new, row.logprobs, row.sampled, row.finish, row.text = [], [], 0, None, None
         block = None
@@ -378,7 +317,7 @@ class HFProvider:
                 self.kv_stats["handle_misses"] += 1
             row.source, row.pending = None, row.context
 
-    def _generate(self, rows: list[_Row]) -> KVBlock | None:
+    def _generate(self, rows: list[Row]) -> KVBlock | None:
         """Prefill every row, then sample one token per row per forward pass until all finish.
         Returns the batch's KV cache as a block (None when KV reuse is off)."""
         dev = self.device
@@ -410,7 +349,9 @@ class HFProvider:
             if want_lp:
                 lps = (logits.gather(1, tok[:, None])[:, 0] - logits.logsumexp(-1)).tolist()
             toks = tok.tolist()
-            still = [b for b in live if not self._take(rows[b], toks[b], lps[b] if lps else None)]
+            still = [
+                b for b in live if not self._text.take(rows[b], toks[b], lps[b] if lps else None)
+            ]
             if len(still) < len(live):
                 active[sorted(set(live) - set(still))] = False
             live = still
@@ -431,7 +372,7 @@ class HFProvider:
         ]
         return KVBlock([k for k, _ in kv], [v for _, v in kv], mask[:, :cur])
 
-    def _prefill(self, rows: list[_Row], steps: int):
+    def _prefill(self, rows: list[Row], steps: int):
         """Gather the rows' cached KV, feed their pending tokens (left padded) in one forward pass.
         Returns (cache, mask [B, S+P+steps] with room for the decode steps, next-token logits
         [B, V], next position ids [B], columns used)."""
@@ -512,84 +453,6 @@ class HFProvider:
         )
         return out.logits[:, -1, :].float()
 
-    def _take(self, row: _Row, token: int, logprob: float | None) -> bool:
-        """Add a sampled token to a row; True when the row has finished."""
-        row.sampled += 1
-        if token in self._eos:
-            row.finish = "stop"
-            return True
-        row.new.append(token)
-        if logprob is not None:
-            row.logprobs.append(logprob)
-        if row.params.stop and self._hit_stop(row):
-            row.finish = "stop"
-            return True
-        if len(row.new) >= row.max_tokens:
-            row.finish = "length"
-            return True
-        return False
-
-    def _hit_stop(self, row: _Row) -> bool:
-        """Look for a stop string ending in the newest tokens (cheap window first, then exact)."""
-        stops = row.params.stop
-        longest = max(len(s) for s in stops)
-        tail = row.prefix[-(longest - 1) :] if longest > 1 else ""
-        window = 4 * longest + 2
-        piece = self._decode(row.new[-window:])
-        hay = piece if len(row.new) > window else tail + piece
-        if not any(s in hay for s in stops):
-            return False
-        text = self._new_text(row, row.new)
-        hay = tail + text
-        found = [hay.find(s) for s in stops if s in hay]
-        if not found:
-            return False
-        row.text = text[: max(0, min(found) - len(tail))]
-        return True
-
-    def _decode(self, ids: list[int] | tuple[int, ...]) -> str:
-        return self.tokenizer.decode(
-            list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
-        )
-
-    def _new_text(self, row: _Row, new: list[int]) -> str:
-        """Text of `new` as it reads after the row's context (keeps a leading space)."""
-        return continuation_text(self.tokenizer, row.context, row.n_prompt, new)
-
-    def _chunk(self, row: _Row, block: KVBlock | None, r: int) -> Chunk:
-        tokens, logprobs = row.new, row.logprobs
-        aligned = True
-        if row.text is None:
-            text = self._new_text(row, tokens)
-        else:  # cut by a stop string: tokens up to the cut when it falls on a token boundary
-            text, aligned = row.text, False
-            for j in range(len(tokens), -1, -1):
-                t = self._new_text(row, tokens[:j])
-                if t == text:
-                    tokens, logprobs, aligned = tokens[:j], logprobs[:j], True
-                    break
-                if len(t) < len(text):
-                    break
-        handle = None
-        if aligned:
-            handle = KVHandle(
-                owner=self._owner,
-                block_id=block.id if block is not None else 0,
-                row=r,
-                prompt_key=row.pkey,
-                response_text=row.prefix + text,
-                token_ids=row.context + tuple(tokens),
-                n_prompt=row.n_prompt,
-            )
-        return Chunk(
-            text=text,
-            finish_reason=row.finish or "length",
-            tokens=list(tokens),
-            logprobs=list(logprobs) if row.params.logprobs else None,
-            usage=Usage(prompt_tokens=len(row.context), completion_tokens=row.sampled),
-            handle=handle,
-        )
-
     # ---- score -------------------------------------------------------------------------------
 
     async def score(self, prompt: Prompt, text: str) -> list[float]:
@@ -621,20 +484,3 @@ class HFProvider:
             target = torch.tensor(tids, device=self.device)
             lp = logits.gather(1, target[:, None])[:, 0] - logits.logsumexp(-1)
             return lp.tolist()
-
-
-def _settle(job: _Job, value: Any = None, exc: BaseException | None = None) -> None:
-    """Resolve a call's future on its own loop (called from the worker thread)."""
-
-    def done() -> None:
-        if job.future.done():  # cancelled by the caller meanwhile
-            return
-        if exc is not None:
-            job.future.set_exception(exc)
-        else:
-            job.future.set_result(value)
-
-    try:
-        job.loop.call_soon_threadsafe(done)
-    except RuntimeError:  # the caller's loop is closed: nobody is waiting
-        pass

@@ -27,9 +27,9 @@ from typing import Any
 
 from ...errors import ConfigError, InputError
 from ...params import SamplingParams, check_positive_int
-from ...utils import derive_seed
 from ..base import Chunk, Extend, Prompt, ProviderStats, TokenHandle, Usage
 from ..chat_template import PromptEncoder, check_prompt, continuation_text, prompt_key
+from ..local_requests import check_extend, sample_seeds
 from .process import EngineProcess
 
 MAX_SAMPLES_PER_CALL = 4096  # samples in one generate call at most (the rest go in the next)
@@ -237,17 +237,7 @@ class VLLMProvider:
 
     def _samples(self, i: int, req: Any) -> list[_Sample]:
         """Validate one request; its n samples (raises before anything is sent)."""
-        if not isinstance(req, Extend):
-            raise InputError(f"requests[{i}] must be an Extend, got {type(req).__name__}")
-        check_prompt(req.prompt)
-        if not isinstance(req.prefix, str):
-            raise ConfigError(f"prefix must be a string, got {type(req.prefix).__name__}")
-        n = check_positive_int("n", req.n)
-        max_tokens = check_positive_int("max_tokens", req.max_tokens)
-        start = check_positive_int("sample_index", req.sample_index, minimum=0)
-        params = (
-            req.params if isinstance(req.params, SamplingParams) else SamplingParams(**req.params)
-        )
+        n, max_tokens, start, params = check_extend(i, req)
         pkey = prompt_key(req.prompt)
         h = req.handle
         if isinstance(h, TokenHandle) and h.prompt_key == pkey and h.response_text == req.prefix:
@@ -263,15 +253,10 @@ class VLLMProvider:
                 f"max_tokens {max_tokens} + context {len(context)} tokens exceeds the model's "
                 f"context of {limit} tokens"
             )
-        out = []
-        for j in range(n):
-            seed = (
-                secrets.randbits(63)
-                if params.seed is None
-                else derive_seed(params.seed, req.prompt, req.prefix, start + j)
-            )
-            out.append(_Sample(i, j, context, n_prompt, pkey, req.prefix, params, max_tokens, seed))
-        return out
+        return [
+            _Sample(i, j, context, n_prompt, pkey, req.prefix, params, max_tokens, seed)
+            for j, seed in enumerate(sample_seeds(req, params, n, start))
+        ]
 
     def _generate(self, samples: list[_Sample]) -> list[Chunk]:
         """One engine call for every sample (runs in a worker thread)."""
