@@ -49,25 +49,13 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
     return m, (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="a finished run")
-    ap.add_argument("--db", default=None, help="its store (default: iro-runs/iro.db)")
-    ap.add_argument(
-        "--t",
-        type=int,
-        default=None,
-        help="use V_1..V_t, those the gate let through (default: all trained)",
-    )
-    ap.add_argument("--n", default="2,4,8,16", help="numbers of samples to rerank")
-    ap.add_argument("--prune-at", type=int, default=0, help="simulate pruning after L tokens")
-    ap.add_argument("--keep", default="2,4,8", help="answers kept to finish when pruning")
-    args = ap.parse_args()
-
-    repo = RunRepository(open_store(args.db))
-    run = repo.find(args.run)
+def stored_scores(repo: RunRepository, name: str, upto: int | None) -> tuple:
+    """(run, t, value-model records used, models, betas, {example_id: [(row, S), ...]}): the
+    run's stored graded base samples of its held-out prompts, scored by the value models
+    V_1..V_upto the gate let steer (S = sum_t V_t / beta_t)."""
+    run = repo.find(name)
     cfg = AlignConfig.from_dict(dict(run.config))
-    records = repo.value_models(run.id, upto=args.t)
+    records = repo.value_models(run.id, upto=upto)
     if not records:
         sys.exit(f"run {run.name}: no value models")
     t = records[-1].t
@@ -87,6 +75,27 @@ def main() -> None:
     for ex, rs in by_ex.items():
         scored[ex] = list(zip(rs, score[at : at + len(rs)], strict=True))
         at += len(rs)
+    return run, t, used, models, betas, scored
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="a finished run")
+    ap.add_argument("--db", default=None, help="its store (default: iro-runs/iro.db)")
+    ap.add_argument(
+        "--t",
+        type=int,
+        default=None,
+        help="use V_1..V_t, those the gate let through (default: all trained)",
+    )
+    ap.add_argument("--n", default="2,4,8,16", help="numbers of samples to rerank")
+    ap.add_argument("--prune-at", type=int, default=0, help="simulate pruning after L tokens")
+    ap.add_argument("--keep", default="2,4,8", help="answers kept to finish when pruning")
+    args = ap.parse_args()
+
+    repo = RunRepository(open_store(args.db))
+    run, t, used, models, betas, scored = stored_scores(repo, args.run, args.t)
+    cfg = AlignConfig.from_dict(dict(run.config))
     pi_rows: dict[int, list] = {}
     for r in repo.rollouts(run.id, t, "eval", cfg.search.policy):
         pi_rows.setdefault(r.example_id, []).append(r)
@@ -98,7 +107,7 @@ def main() -> None:
         "run": run.name,
         "value_models": t,
         "used": [f"V_{r.t}" for r in used],
-        "prompts": len(by_ex),
+        "prompts": len(scored),
         "rerank": [],
     }
     for n in [int(x) for x in args.n.split(",")]:
@@ -111,7 +120,7 @@ def main() -> None:
                               "one_sample": round(statistics.mean(first), 4),
                               "tokens": round(statistics.mean(_tokens(rows[:n]) for rows in scored.values()), 1)})  # fmt: skip
     if pi_t:
-        common = [ex for ex in by_ex if ex in pi_t]
+        common = [ex for ex in scored if ex in pi_t]
         m, se = mean_se([pi_t[ex] for ex in common])
         out["pi_t"] = {"t": t, "reward": round(m, 4), "se": round(se, 4), "prompts": len(common)}
         n16 = [_pick(scored[ex][:16]).reward for ex in common]

@@ -373,6 +373,30 @@ def test_cbs_one_provider_call_per_step_for_all_prompts_with_handles_and_distinc
         assert {i for s, i in idx if s == 1} == set(range(w * k, 2 * w * k))
 
 
+def test_cbs_k_first_prunes_early_then_finishes_the_kept_beams():
+    """k_first=5, k=1: W*5 first chunks, the best W by value kept, each then finished alone."""
+    prov = FakeProvider(stop_prob=0.0)
+    w = 2
+    exs = make_examples(2)
+    params = P(w=w, k=1, k_first=5, l=3, max_tokens=9, concurrency=2, selection="topw")
+    res = asyncio.run(cbs(exs, prov, FnScorer(count_word("tea")), params))
+    assert [sorted({q.n for q in call}) for call in prov.calls] == [[5], [1], [1]]
+    for ex, r in zip(exs, res, strict=True):
+        idx = [
+            r_.sample_index + j for call in prov.calls for r_ in call if r_.prompt == ex.prompt
+            for j in range(r_.n)
+        ]  # fmt: skip
+        assert sorted(idx) == list(range(w * 5 + 2 * w))  # distinct, first step first
+        assert r.usage.completion_tokens == w * 5 * 3 + 2 * w * 3
+        first = [c for c in prov.calls[0] if c.prompt == ex.prompt]
+        assert len(first) == w and all(q.prefix == "" for q in first)
+        # the kept beams are the first step's best by value, continued without branching
+        finals = [c for c in r.candidates if c.final]
+        assert len(finals) == w
+    with pytest.raises(ConfigError, match="k_first"):
+        P(k_first=0)
+
+
 def test_cbs_finished_beams_are_kept_and_not_extended():
     def script(req, j):
         if req.prefix == "" and req.sample_index + j == 0:

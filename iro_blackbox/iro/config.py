@@ -232,7 +232,8 @@ class SearchOptions:
         stop: tuple[str, ...] = (),
         **overrides: Any,
     ) -> SearchParams:
-        """SearchParams of these options (overrides: w, k, l, max_tokens, temperature, top_p)."""
+        """SearchParams of these options (overrides: w, k, k_first, l, max_tokens, temperature,
+        top_p)."""
         o = {**asdict(self), **{k: v for k, v in overrides.items() if v is not None}}
         sampling = SamplingParams(
             temperature=o["temperature"], top_p=o["top_p"], seed=seed, stop=tuple(stop)
@@ -240,6 +241,7 @@ class SearchOptions:
         return SearchParams(
             w=o["w"],
             k=o["k"],
+            k_first=o.get("k_first"),
             l=o["l"],
             max_tokens=o["max_tokens"],
             n=n,

@@ -21,7 +21,12 @@ as it does for Best-of-N.
 
 Sample indices: the K successors of the beam in slot b at step s use sample indices
 s*W*K + b*K + j (j < K): distinct for every candidate of a prompt and the same on a rerun, so an
-API provider's request cache replays a rerun exactly.
+API provider's request cache replays a rerun exactly. With k_first (K at the first step only) the
+first step takes indices 0 .. W*k_first - 1 and later steps follow on from there.
+
+k_first: the first step samples k_first successors per beam instead of K. All W beams start from
+the empty response, so that is W*k_first first chunks, of which W are kept. With K = 1 afterwards
+the search prunes early and then only finishes the kept beams (Speculative Rejection's pattern).
 
 With an empty scorer (no value models) every S is 0: selection keeps beams in sampling order
 (topw), the first unique ones (diverse) or uniformly random unique ones (softmax): random beam
@@ -48,6 +53,14 @@ from .types import Candidate, SearchParams, SearchResult, SearchUsage
 EMPTY_PENALTY = -1e9  # selection score of an empty finished candidate
 
 
+def _sample_index(p: SearchParams, step: int, slot: int) -> int:
+    """First sample index of the successors of beam `slot` at `step` (module doc)."""
+    k0 = p.k if p.k_first is None else p.k_first
+    if step == 0:
+        return slot * k0
+    return p.w * k0 + (step - 1) * p.w * p.k + slot * p.k
+
+
 @dataclass
 class _Beam:
     text: str = ""  # the response so far
@@ -70,7 +83,7 @@ class _Beam:
 
 async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> SearchResult:
     p = ctx.params
-    w, k = p.w, p.k
+    w = p.w
     started, usage = perf_counter(), SearchUsage()
     ptext = prompt_text(example.prompt)
     beams = [_Beam() for _ in range(w)]
@@ -81,6 +94,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
             raise ProviderError(f"cbs made no progress after {step} steps")
         slots = [i for i, b in enumerate(beams) if b.finish_reason is None]
         done = [b for b in beams if b.finish_reason is not None]
+        k = p.k_first if step == 0 and p.k_first is not None else p.k
         requests = [
             Extend(
                 prompt=example.prompt,
@@ -88,7 +102,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
                 n=k,
                 max_tokens=min(p.l, p.max_tokens - beams[i].tokens),
                 params=p.sampling,
-                sample_index=step * w * k + i * k,
+                sample_index=_sample_index(p, step, i),
                 handle=beams[i].handle,
             )
             for i in slots

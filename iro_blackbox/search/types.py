@@ -24,6 +24,10 @@ class SearchParams:
 
     w: int = 4  # beams kept after every step (cbs)
     k: int = 4  # successors sampled per beam per step (cbs)
+    # cbs: successors per beam at the first step only (None: k). With k=1 after a wide first
+    # step (e.g. w=4, k_first=10, k=1) the search prunes early: W*k_first first chunks scored,
+    # the best W finished without branching again
+    k_first: int | None = None
     l: int = 16  # noqa: E741  # chunk length in tokens (cbs)
     max_tokens: int = 128  # response length cap in tokens (every method)
     n: int | None = None  # whole responses per prompt (sample, best_of_n); None means w*k
@@ -42,6 +46,8 @@ class SearchParams:
     def __post_init__(self) -> None:
         for name in ("w", "k", "l", "max_tokens", "concurrency"):
             check_positive_int(name, getattr(self, name))
+        if self.k_first is not None:
+            check_positive_int("k_first", self.k_first)
         if self.n is None:
             object.__setattr__(self, "n", self.w * self.k)
         check_positive_int("n", self.n)
