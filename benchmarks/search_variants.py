@@ -1,12 +1,14 @@
-"""Guided-search variants on a finished run's held-out prompts, paired with reranking its stored
-base samples by the same value models (no new base sampling).
+"""Guided-search variants on a finished run's held-out prompts against reranking, paired.
+
+Reranking is of the run's stored base samples, by the same value models (no new base sampling).
 
     .venv/bin/python benchmarks/search_variants.py --run ifeval-v10 \\
         --data examples/ifeval/eval.jsonl --variants "w=4,k=4;w=4,k_first=10,k=1" [--seed 7]
 
 Each variant is a set of search overrides (w, k, k_first, l, selection, selection_temperature)
 on the run's settings; it runs the run's policy (cbs guided by V_1..V_t the gate let steer) on
-every held-out prompt and answers by value score alone, as `iro-bb generate` does. Printed as
+every held-out prompt and answers by value score alone, as `iro-bb generate` does (with
+`--draws D`, D times with seeds seed .. seed+D-1, averaged per prompt). Printed as
 JSON per variant: mean reward and its standard error, tokens per prompt, the grader's pick among
 the search's answers, and the paired gain over reranking the run's stored base samples by the
 same value models at n = 16 and at no more tokens than the variant spent (rerank_stored.py).
@@ -84,6 +86,14 @@ def main() -> None:
         help="sampling seed (default: the one the run's own pi_t evaluation used, so the variant "
         "w=<W>,k=<K> with the run's W and K draws the run's very answers)",
     )
+    ap.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="search each prompt this many times (seeds seed, seed+1, ...) and average per prompt: "
+        "less sampling noise in the paired gain",
+    )
+    ap.add_argument("--per-prompt", default=None, help="also write per-prompt rewards (JSON)")
     ap.add_argument("--db", default=None, help="the run's store (default: iro-runs/iro.db)")
     ap.add_argument("--limit", type=int, default=None, help="first N held-out prompts only")
     args = ap.parse_args()
@@ -96,10 +106,17 @@ def main() -> None:
     seed = args.seed
     if seed is None:  # as loop.py seeds the evaluation of pi_t
         seed = derive_seed(policy.cfg.run.seed, ("eval", t)) % (2**31)
-    results = []
+    results, per_prompt = [], []
     try:
         for variant in parse_variants(args.variants):
-            got = asyncio.run(run_variant(policy, examples, variant, seed))
+            draws = [
+                asyncio.run(run_variant(policy, examples, variant, seed + d))
+                for d in range(args.draws)
+            ]
+            got = {  # per prompt: the mean over draws of (value pick, grader pick, tokens)
+                p: tuple(statistics.mean(g[p][j] for g in draws) for j in range(3))
+                for p in draws[0]
+            }
             common = [p for p in got if p in stored]
             pick = [got[p][0] for p in common]
             spent = [got[p][2] for p in common]
@@ -125,10 +142,14 @@ def main() -> None:
             }  # fmt: skip
             results.append(row)
             print(json.dumps(row), flush=True)
+            per_prompt.append({"variant": variant, "rewards": {p: got[p][0] for p in common},
+                               "rerank_16": dict(zip(common, r16, strict=True))})  # fmt: skip
     finally:
         asyncio.run(policy.aclose())
+    if args.per_prompt:
+        Path(args.per_prompt).write_text(json.dumps(per_prompt, indent=1))
     print(json.dumps({"run": run.name, "value_models": [f"V_{r.t}" for r in used],
-                      "seed": seed, "variants": results}, indent=1))  # fmt: skip
+                      "seed": seed, "draws": args.draws, "variants": results}, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":
