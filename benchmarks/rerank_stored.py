@@ -21,6 +21,7 @@ fewer whole samples at no more tokens (paired, same prompts).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -91,6 +92,17 @@ def main() -> None:
     ap.add_argument("--n", default="2,4,8,16", help="numbers of samples to rerank")
     ap.add_argument("--prune-at", type=int, default=0, help="simulate pruning after L tokens")
     ap.add_argument("--keep", default="2,4,8", help="answers kept to finish when pruning")
+    ap.add_argument(
+        "--prefix-mean",
+        default="",
+        help="also rerank by the mean of the value at these token cuts and the end (e.g. 16,32,48)",
+    )
+    ap.add_argument(
+        "--siblings",
+        action="store_true",
+        help="pair accuracy of the search's stored scores among pi_t's answers, by how many "
+        "chunks of L tokens a pair shares (siblings of the search share 1 or more)",
+    )
     args = ap.parse_args()
 
     repo = RunRepository(open_store(args.db))
@@ -131,7 +143,83 @@ def main() -> None:
         out["prune"] = prune(
             models, betas, scored, args.prune_at, [int(x) for x in args.keep.split(",")]
         )
+    if args.prefix_mean:
+        cuts = [int(x) for x in args.prefix_mean.split(",")]
+        out["prefix_mean"] = prefix_mean(models, betas, scored, cuts)
+    if args.siblings and pi_rows:
+        out["siblings"] = siblings(models[0].tokenizer, pi_rows, cfg.search.l)
     print(json.dumps(out, indent=1))
+
+
+def _cut_at(tok, text: str, at: int) -> int:
+    """Character position after the first `at` tokens of text (its length when shorter)."""
+    spans = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return spans[at - 1][1] if len(spans) > at else len(text)
+
+
+def _pair_accuracy(items: list) -> tuple[int, int]:
+    """(right, pairs) over the pairs of (score, reward) items with different rewards."""
+    right = total = 0
+    for (sa, ra), (sb, rb) in itertools.combinations(items, 2):
+        if ra != rb:
+            total += 1
+            right += (sa > sb) == (ra > rb)
+    return right, total
+
+
+def prefix_mean(models: list, betas: list[float], scored: dict, cuts: list[int]) -> dict:
+    """Rerank by the mean of S over the answer's prefixes at `cuts` tokens and its end, against
+    S of the whole answer: pair accuracy and the pick at n = 16."""
+    tok = models[0].tokenizer
+    rows = [r for ex in scored for r, _ in scored[ex]]
+    means = [s for ex in scored for _, s in scored[ex]]
+    for at in cuts:
+        cut = [_cut_at(tok, r.response, at) for r in rows]
+        s = weighted_scores(
+            models,
+            [1 / b for b in betas],
+            [r.prompt for r in rows],
+            [r.response for r in rows],
+            cut,
+        )
+        means = [m + x for m, x in zip(means, s, strict=True)]
+    means = [m / (len(cuts) + 1) for m in means]
+    at, gains, acc = 0, [], {"end": [0, 0], "mean": [0, 0]}
+    for pairs in scored.values():
+        mine = list(zip([r for r, _ in pairs], means[at : at + len(pairs)], strict=True))
+        at += len(pairs)
+        gains.append(float(_pick(mine[:16]).reward) - float(_pick(pairs[:16]).reward))
+        for key, items in (("end", pairs), ("mean", mine)):
+            r, n = _pair_accuracy([(s, float(row.reward)) for row, s in items])
+            acc[key][0] += r
+            acc[key][1] += n
+    g, se = mean_se(gains)
+    return {"cuts": cuts, "pair_accuracy_end": round(acc["end"][0] / max(1, acc["end"][1]), 4),
+           "pair_accuracy_mean": round(acc["mean"][0] / max(1, acc["mean"][1]), 4),
+           "pairs": acc["end"][1], "pick16_gain": round(g, 4), "pick16_gain_se": round(se, 4)}  # fmt: skip
+
+
+def siblings(tok, pi_rows: dict, chunk: int) -> list:
+    """Pair accuracy of the stored search scores S among pi_t's answers (same prompt, different
+    rewards), by the number of whole chunks the two answers share (0: they part in the first)."""
+    tally: dict[int, list[int]] = {}
+    for rows in pi_rows.values():
+        ids = [
+            (tuple(tok.encode(r.response, add_special_tokens=False)), r.score, float(r.reward))
+            for r in rows
+            if r.reward is not None and r.score is not None
+        ]
+        for (a, sa, ra), (b, sb, rb) in itertools.combinations(ids, 2):
+            if ra == rb or a == b:
+                continue
+            same = 0
+            while same < min(len(a), len(b)) and a[same] == b[same]:
+                same += 1
+            t = tally.setdefault(same // chunk, [0, 0])
+            t[0] += (sa > sb) == (ra > rb)
+            t[1] += 1
+    return [{"shared_chunks": k, "pairs": n, "accuracy": round(r / n, 4)}
+            for k, (r, n) in sorted(tally.items())]  # fmt: skip
 
 
 def _tokens(rows: list) -> int:
@@ -145,11 +233,9 @@ def prune(models: list, betas: list[float], scored: dict, at: int, keeps: list[i
     prompts, answers, cuts = [], [], []
     for ex in exs:
         for r, _ in scored[ex]:
-            offsets = tok(r.response, add_special_tokens=False, return_offsets_mapping=True)
-            spans = offsets["offset_mapping"]
             prompts.append(r.prompt)
             answers.append(r.response)
-            cuts.append(spans[at - 1][1] if len(spans) > at else len(r.response))
+            cuts.append(_cut_at(tok, r.response, at))
     early = weighted_scores(models, [1 / b for b in betas], prompts, answers, cuts)
     out, pos = [], 0
     early_by: dict[int, list[float]] = {}
