@@ -226,6 +226,13 @@ def _tokens(rows: list) -> int:
     return sum(int(r.completion_tokens or 0) for r, _ in rows)
 
 
+def rerank_within(rows: list, tokens: float) -> tuple[int, float]:
+    """(n, reward): reranking the first n whole samples, n the largest that costs no more than
+    `tokens` (at least 1)."""
+    n = max([k for k in range(1, len(rows) + 1) if _tokens(rows[:k]) <= tokens] or [1])
+    return n, float(_pick(rows[:n]).reward)
+
+
 def prune(models: list, betas: list[float], scored: dict, at: int, keeps: list[int]) -> list:
     """Prune after `at` tokens: all samples' prefixes scored, the best m finished (module doc)."""
     tok = models[0].tokenizer
@@ -252,9 +259,7 @@ def prune(models: list, betas: list[float], scored: dict, at: int, keeps: list[i
             cost = sum(min(int(r.completion_tokens or 0), at) for r, _ in rows)
             cost += sum(max(0, int(r.completion_tokens or 0) - at) for r, _ in kept)
             spent.append(cost)
-            # reranking the first n whole samples, n the largest that costs no more
-            n = max([k for k in range(1, len(rows) + 1) if _tokens(rows[:k]) <= cost] or [1])
-            rerank_same.append((n, float(_pick(rows[:n]).reward)))
+            rerank_same.append(rerank_within(rows, cost))
         mr, sr = mean_se(rewards)
         d, dse = mean_se([a - b for a, (_, b) in zip(rewards, rerank_same, strict=True)])
         out.append({

@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rerank_stored import _pick, _tokens, mean_se, stored_scores  # noqa: E402
+from rerank_stored import _pick, mean_se, rerank_within, stored_scores  # noqa: E402
 
 from iro_blackbox.dataset import load_examples, prompt_text  # noqa: E402
 from iro_blackbox.iro.policy import load_run  # noqa: E402
@@ -121,13 +121,7 @@ def main() -> None:
             pick = [got[p][0] for p in common]
             spent = [got[p][2] for p in common]
             r16 = [float(_pick(stored[p][:16]).reward) for p in common]
-            same = []
-            for p in common:
-                rows = stored[p]
-                n = max(
-                    [k for k in range(1, len(rows) + 1) if _tokens(rows[:k]) <= got[p][2]] or [1]
-                )
-                same.append(float(_pick(rows[:n]).reward))
+            same = [rerank_within(stored[p], got[p][2])[1] for p in common]
             m, se = mean_se(pick)
             d16, se16 = mean_se([a - b for a, b in zip(pick, r16, strict=True)])
             ds, ses = mean_se([a - b for a, b in zip(pick, same, strict=True)])
