@@ -24,9 +24,10 @@ from ..params import check_positive_int
 from ..store import RunRepository, Store, default_home
 from ..utils import jsonable
 from . import metrics
-from .config import AlignConfig, resume_config, value_options
+from .config import AlignConfig
 from .estimate import Estimate
 from .report import write_report
+from .resume import resume_config, value_options
 
 BASE_T = metrics.BASE_T
 

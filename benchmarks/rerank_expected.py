@@ -1,0 +1,142 @@
+"""pi_t against `--policy rerank` at the same N, both as expectations rather than single draws.
+
+    .venv/bin/python benchmarks/rerank_expected.py --run ifeval-v10 \\
+        --extra iro-runs/ifeval-v10-base48.jsonl [--draws sv1.json,sv2.json] [--n 4,8,16]
+
+A single set of 16 base samples per prompt and a single search per prompt make the paired gain
+of pi_t over reranking noisy (most of its standard error is sampling noise inside each prompt).
+Here every held-out prompt has M base samples: the run's stored 16 plus those of
+base_samples.py (--extra), all scored by the run's value models. Reranking n of them is
+averaged over EVERY n-subset of the M exactly: ranked by the pick's order (non-empty answers
+first, then higher S), the answer at rank j is the pick of a random n-subset with probability
+C(M-1-j, n-1) / C(M, n). Best-of-n by the grader likewise. pi_t is the mean over the run's own
+stored search and the per-prompt files of `search_variants.py --per-prompt` (other seeds, same
+settings). Printed as JSON: each mean with its standard error over prompts and the paired gains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from math import comb
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rerank_stored import mean_se, stored_scores  # noqa: E402
+
+from iro_blackbox.iro.config import AlignConfig  # noqa: E402
+from iro_blackbox.search.common import value_pick  # noqa: E402
+from iro_blackbox.store import RunRepository, open_store  # noqa: E402
+from iro_blackbox.value.combine import weighted_scores  # noqa: E402
+
+
+def expected_pick(items: list[tuple[str, float, float]], n: int) -> float:
+    """E[reward of the value pick among a uniformly random n-subset]; items (text, S, reward)."""
+    m = len(items)
+    order = sorted(items, key=lambda x: (not x[0].strip(), -x[1]))
+    return sum(comb(m - 1 - j, n - 1) * r for j, (_, _, r) in enumerate(order)) / comb(m, n)
+
+
+def expected_best(rewards: list[float], n: int) -> float:
+    """E[max reward among a uniformly random n-subset] (Best-of-n by the grader)."""
+    m = len(rewards)
+    order = sorted(rewards, reverse=True)
+    return sum(comb(m - 1 - j, n - 1) * r for j, r in enumerate(order)) / comb(m, n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="a finished run")
+    ap.add_argument("--extra", required=True, help="base_samples.py output (JSONL)")
+    ap.add_argument(
+        "--draws",
+        default="",
+        help="','-separated search_variants.py --per-prompt files of further pi_t draws "
+        "(their first variant is used)",
+    )
+    ap.add_argument("--n", default="1,2,4,8,16", help="numbers of samples to rerank")
+    ap.add_argument("--db", default=None, help="the run's store (default: iro-runs/iro.db)")
+    args = ap.parse_args()
+
+    repo = RunRepository(open_store(args.db))
+    run, t, used, models, betas, scored = stored_scores(repo, args.run, None)
+    cfg = AlignConfig.from_dict(dict(run.config))
+    by_prompt = {rows[0][0].prompt: rows for rows in scored.values()}
+    extra = {}
+    for line in Path(args.extra).read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            extra[d["prompt"]] = d["samples"]
+    prompts = [p for p in by_prompt if p in extra]
+    flat = [(p, s["response"]) for p in prompts for s in extra[p]]
+    extra_s = weighted_scores(
+        models, [1 / b for b in betas], [p for p, _ in flat], [a for _, a in flat]
+    )
+    items: dict[str, list[tuple[str, float, float]]] = {}
+    at = 0
+    for p in prompts:
+        mine = [(r.response, float(s), float(r.reward)) for r, s in by_prompt[p]]
+        for s in extra[p]:
+            mine.append((s["response"], float(extra_s[at]), float(s["reward"])))
+            at += 1
+        items[p] = mine
+
+    # pi_t: the run's stored search (its value pick) and the further draws, averaged per prompt
+    ex_prompt = {ex: rows[0][0].prompt for ex, rows in scored.items()}
+    pi: dict[str, list[float]] = {}
+    for ex, rs in _group(repo.rollouts(run.id, t, "eval", cfg.search.policy)).items():
+        i = value_pick([r.response for r in rs], [r.score for r in rs])
+        if ex in ex_prompt:
+            pi.setdefault(ex_prompt[ex], []).append(float(rs[i].reward or 0.0))
+    for f in filter(None, args.draws.split(",")):
+        got = json.loads(Path(f).read_text())[0]["rewards"]
+        for p, r in got.items():
+            if p in pi:
+                pi[p].append(float(r))
+    common = [p for p in prompts if p in pi]
+    pi_mean = {p: statistics.mean(pi[p]) for p in common}
+    out: dict = {
+        "run": run.name, "value_models": [f"V_{r.t}" for r in used], "prompts": len(common),
+        "samples_per_prompt": round(statistics.mean(len(items[p]) for p in common), 1),
+        "pi_t_draws_per_prompt": round(statistics.mean(len(pi[p]) for p in common), 2),
+        "pi_t": _mse([pi_mean[p] for p in common]),
+        "rerank": [],
+    }  # fmt: skip
+    for n in [int(x) for x in args.n.split(",")]:
+        rr = {p: expected_pick(items[p], n) for p in common}
+        bon = [expected_best([r for _, _, r in items[p]], n) for p in common]
+        m, se = mean_se(list(rr.values()))
+        d, dse = mean_se([pi_mean[p] - rr[p] for p in common])
+        wins = sum(pi_mean[p] > rr[p] for p in common) / len(common)
+        out["rerank"].append({
+            "n": n, "reward": _r(m), "se": _r(se), "best_of_n_grader": _r(statistics.mean(bon)),
+            "pi_t_minus_rerank": _r(d), "gain_se": _r(dse), "pi_t_wins": _r(wins),
+        })  # fmt: skip
+    print(json.dumps(out, indent=1))
+
+
+def _group(rows) -> dict[int, list]:
+    out: dict[int, list] = {}
+    for r in rows:
+        out.setdefault(r.example_id, []).append(r)
+    return out
+
+
+def _mse(xs: list[float]) -> dict:
+    m, se = mean_se(xs)
+    return {"reward": _r(m), "se": _r(se)}
+
+
+def _r(x: float) -> float:
+    return round(x, 4)
+
+
+if __name__ == "__main__":
+    main()
