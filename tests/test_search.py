@@ -397,6 +397,40 @@ def test_cbs_k_first_prunes_early_then_finishes_the_kept_beams():
         P(k_first=0)
 
 
+def test_select_lineage_keeps_each_parents_best_successor():
+    texts = ["a1", "a2", "b1", "b2", "c1", "c2"]
+    parents = [0, 0, 1, 1, 2, 2]
+    scores = [0.9, 0.8, 0.1, 0.3, 0.95, 0.2]
+    # topw would keep parent 0 twice; lineage keeps one successor per parent, parents' order
+    assert select("topw", texts, scores, 3) == [4, 0, 1]
+    assert select("lineage", texts, scores, 3, parents=parents) == [0, 3, 4]
+    # a text an earlier parent's pick holds is passed over for the parent's next best
+    same = ["x", "y", "x", "z"]
+    assert select("lineage", same, [0.5, 0.1, 0.9, 0.2], 2, parents=[0, 0, 1, 1]) == [0, 3]
+    # no parents (the first step): diverse
+    assert select("lineage", texts, scores, 3) == select("diverse", texts, scores, 3)
+    with pytest.raises(ValueError, match="parents"):
+        select("lineage", texts, scores, 3, parents=[0, 1])
+
+
+def test_cbs_lineage_beams_part_at_the_first_chunk():
+    """lineage: after the first step every beam extends only itself, so the W final beams keep
+    W different first chunks, which topw (same value, same samples) does not."""
+    exs = make_examples(3)
+    firsts = {}
+    for rule in ("topw", "lineage"):
+        prov = FakeProvider(stop_prob=0.0)
+        params = P(w=3, k=3, l=2, max_tokens=8, concurrency=3, selection=rule)
+        res = asyncio.run(cbs(exs, prov, FnScorer(count_word("tea")), params))
+        firsts[rule] = [len({c.chunks[0] for c in r.candidates if c.final}) for r in res]
+        if rule == "lineage":
+            for call in prov.calls[1:]:  # after the first step: one request per beam, n = K
+                by_prompt = Counter(q.prompt for q in call)
+                assert set(by_prompt.values()) <= {3}
+    assert firsts["lineage"] == [3, 3, 3]
+    assert min(firsts["topw"]) < 3
+
+
 def test_cbs_finished_beams_are_kept_and_not_extended():
     def script(req, j):
         if req.prefix == "" and req.sample_index + j == 0:

@@ -185,7 +185,8 @@ class SearchOptions:
     temperature: float = option("Policy sampling temperature.", default=1.0)
     top_p: float = option("Policy nucleus sampling top_p.", default=1.0)
     selection: str = option(
-        "Beam selection: diverse (published) | topw | softmax.", default="diverse"
+        "Beam selection: diverse (published) | topw | softmax | lineage (each beam keeps its best successor after the first step).",
+        default="diverse",
     )
     policy: str = option(
         "pi_t: cbs (chunk-level beam search guided by the value models; the endpoint must "

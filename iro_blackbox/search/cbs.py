@@ -6,7 +6,7 @@ Per prompt, W beams start from the empty response. Each step:
      last chunk so a local provider continues from its KV cache);
   2. the new prefixes (K per unfinished beam) are scored, S = sum_t V_t(x, prefix)/beta_t;
   3. as many as there were unfinished beams are kept by the selection rule (topw | diverse |
-     softmax, see selection.py).
+     softmax | lineage, see selection.py).
 A beam is finished when its chunk ended with "stop" (EOS or a stop string) or it reached
 max_tokens ("length"). Finished beams keep their slot as they are: they are not extended and do
 not compete again (the diversity rules treat their texts as taken). The search ends when all W
@@ -109,6 +109,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
         ]
         out = await ctx.extend(requests, usage)
         cands: list[_Beam] = []
+        parents: list[int] = []  # the slot each candidate extends (lineage selection)
         for i, req, chunks in zip(slots, requests, out, strict=True):
             parent = beams[i]
             for c in chunks:
@@ -125,6 +126,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
                         chunks=(*parent.chunks, c.text),
                     )
                 )
+                parents.append(i)
         texts = [c.text for c in cands]
         scores = await ctx.score(ptext, texts, usage)
         for c, s in zip(cands, scores, strict=True):
@@ -143,6 +145,7 @@ async def _search_one(ctx: SearchContext, example: Example, pick_by: str) -> Sea
             temperature=p.selection_temperature,
             rng=rng,
             taken={b.text for b in done},
+            parents=parents if step > 0 else None,  # the first step: all beams are the root
         )
         kept = set(keep)
         dropped.extend(c for i, c in enumerate(cands) if i not in kept and c.finish_reason)

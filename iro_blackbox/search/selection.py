@@ -10,6 +10,11 @@ held by beams that are not competing (finished beams): the diversity rules treat
 - softmax: sample m unique texts without replacement with probability ∝ exp(score / temperature)
            (Gumbel top-k: the same as drawing one by one and removing each drawn), padded like
            diverse; temperature 0 is the m best unique texts.
+- lineage: every parent keeps its best successor (`parents[i]`: candidate i's beam), so the W
+           beams stay W chains that part where they started; with no parents given (the first
+           step, when every beam is the empty response) it is diverse. A value model tells apart
+           answers that part at their first chunk better than siblings that share a prefix
+           (README, IFEval), and topw/diverse often spend every beam on one first chunk.
 """
 
 from __future__ import annotations
@@ -86,6 +91,24 @@ def select_softmax(
     return _pad(picked, order, m)
 
 
+def select_lineage(
+    texts: Sequence[str], scores: Sequence[float], parents: Sequence[int]
+) -> list[int]:
+    """The best successor of every parent (ties: the first; a text another parent's chosen
+    successor already holds only when the parent has nothing else), in parents' first order."""
+    best: dict[int, list[int]] = {}
+    for i in _by_score(scores):
+        best.setdefault(parents[i], []).append(i)
+    chosen: list[int] = []
+    seen: set[str] = set()
+    for parent in dict.fromkeys(parents):
+        order = best[parent]
+        pick = next((i for i in order if texts[i] not in seen), order[0])
+        seen.add(texts[pick])
+        chosen.append(pick)
+    return chosen
+
+
 def select(
     rule: str,
     texts: Sequence[str],
@@ -95,8 +118,10 @@ def select(
     temperature: float = 1.0,
     rng: random.Random | None = None,
     taken: Collection[str] = (),
+    parents: Sequence[int] | None = None,
 ) -> list[int]:
-    """Indices of the m candidates kept by `rule` (all of them when there are at most m)."""
+    """Indices of the m candidates kept by `rule` (all of them when there are at most m).
+    `parents` (lineage): the beam each candidate extends, one of m distinct beams."""
     if len(texts) != len(scores):
         raise ValueError(f"{len(texts)} texts but {len(scores)} scores")
     m = min(m, len(texts))
@@ -108,4 +133,10 @@ def select(
         return select_diverse(texts, scores, m, taken)
     if rule == "softmax":
         return select_softmax(texts, scores, m, temperature, rng or random.Random(0), taken)
-    raise ConfigError(f"selection must be one of topw, diverse, softmax, got {rule!r}")
+    if rule == "lineage":
+        if parents is None:
+            return select_diverse(texts, scores, m, taken)
+        if len(parents) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(parents)} parents")
+        return select_lineage(texts, scores, parents)
+    raise ConfigError(f"selection must be one of topw, diverse, softmax, lineage, got {rule!r}")

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..params import SamplingParams, check_positive_int
 from ..utils import dataclass_from_dict
 
-SELECTIONS = ("topw", "diverse", "softmax")
+SELECTIONS = ("topw", "diverse", "softmax", "lineage")
 FINALS = ("grader", "score", "auto")
 
 
@@ -33,7 +33,9 @@ class SearchParams:
     n: int | None = None  # whole responses per prompt (sample, best_of_n); None means w*k
     # cbs selection: "topw" (best W by score), "diverse" (drop duplicate texts, then top W, pad with
     # the best duplicates; the published default), "softmax" (sample W unique candidates without
-    # replacement, probability ∝ exp(S / selection_temperature))
+    # replacement, probability ∝ exp(S / selection_temperature)), "lineage" (the first step as
+    # diverse, then every beam keeps the best of its own K successors: W chains that part at
+    # the first chunk)
     selection: str = "diverse"
     selection_temperature: float = 1.0  # softmax selection only; 0 means top-W over unique texts
     sampling: SamplingParams = field(default_factory=SamplingParams)  # policy sampling (T=1)
