@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument(
         "--draws",
         default="",
-        help="','-separated search_variants.py --per-prompt files of further pi_t draws "
-        "(their first variant is used)",
+        help="','-separated search_variants.py --per-prompt files of further pi_t draws, one "
+        "seed each (--draws 1; the file's first variant is used)",
     )
     ap.add_argument("--n", default="1,2,4,8,16", help="numbers of samples to rerank")
     ap.add_argument("--db", default=None, help="the run's store (default: iro-runs/iro.db)")
@@ -80,9 +80,12 @@ def main() -> None:
         models, [1 / b for b in betas], [p for p, _ in flat], [a for _, a in flat]
     )
     items: dict[str, list[tuple[str, float, float]]] = {}
+    tokens: list[int] = []  # of every sample: reranking n costs n times their mean
     at = 0
     for p in prompts:
         mine = [(r.response, float(s), float(r.reward)) for r, s in by_prompt[p]]
+        tokens += [int(r.completion_tokens or 0) for r, _ in by_prompt[p]]
+        tokens += [int(s["tokens"]) for s in extra[p]]
         for s in extra[p]:
             mine.append((s["response"], float(extra_s[at]), float(s["reward"])))
             at += 1
@@ -114,10 +117,10 @@ def main() -> None:
         bon = [expected_best([r for _, _, r in items[p]], n) for p in common]
         m, se = mean_se(list(rr.values()))
         d, dse = mean_se([pi_mean[p] - rr[p] for p in common])
-        wins = sum(pi_mean[p] > rr[p] for p in common) / len(common)
         out["rerank"].append({
             "n": n, "reward": _r(m), "se": _r(se), "best_of_n_grader": _r(statistics.mean(bon)),
-            "pi_t_minus_rerank": _r(d), "gain_se": _r(dse), "pi_t_wins": _r(wins),
+            "tokens": round(n * statistics.mean(tokens), 1),
+            "pi_t_minus_rerank": _r(d), "gain_se": _r(dse),
         })  # fmt: skip
     print(json.dumps(out, indent=1))
 
