@@ -61,6 +61,13 @@ def main() -> None:
         help="','-separated search_variants.py --per-prompt files of further pi_t draws, one "
         "seed each (--draws 1; the file's first variant is used)",
     )
+    ap.add_argument(
+        "--compare",
+        default="",
+        help="','-separated search_variants.py --per-prompt files of other searches, each "
+        "printed against reranking at --compare-n and against pi_t (paired, same prompts)",
+    )
+    ap.add_argument("--compare-n", type=int, default=16, help="N of the --compare rows")
     ap.add_argument("--n", default="1,2,4,8,16", help="numbers of samples to rerank")
     ap.add_argument("--db", default=None, help="the run's store (default: iro-runs/iro.db)")
     args = ap.parse_args()
@@ -121,6 +128,19 @@ def main() -> None:
             "n": n, "reward": _r(m), "se": _r(se), "best_of_n_grader": _r(statistics.mean(bon)),
             "tokens": round(n * statistics.mean(tokens), 1),
             "pi_t_minus_rerank": _r(d), "gain_se": _r(dse),
+        })  # fmt: skip
+    rr = {p: expected_pick(items[p], args.compare_n) for p in common}
+    out["compare"] = []
+    for f in filter(None, args.compare.split(",")):
+        got = json.loads(Path(f).read_text())[0]
+        mine = {p: float(r) for p, r in got["rewards"].items() if p in pi_mean}
+        both = [p for p in common if p in mine]
+        d, dse = mean_se([mine[p] - rr[p] for p in both])
+        dp, dpse = mean_se([mine[p] - pi_mean[p] for p in both])
+        out["compare"].append({
+            "file": f, "variant": got["variant"], "prompts": len(both),
+            **_mse([mine[p] for p in both]), f"minus_rerank_{args.compare_n}": _r(d),
+            "gain_se": _r(dse), "minus_pi_t": _r(dp), "minus_pi_t_se": _r(dpse),
         })  # fmt: skip
     print(json.dumps(out, indent=1))
 
