@@ -37,18 +37,23 @@ from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value.combine import weighted_scores  # noqa: E402
 
 
+def _expected_first(rewards_in_order: list[float], n: int) -> float:
+    """E[reward of the first item, in this order, of a uniformly random n-subset]: the item at
+    rank j is that first with probability C(M-1-j, n-1) / C(M, n)."""
+    m = len(rewards_in_order)
+    return sum(comb(m - 1 - j, n - 1) * r for j, r in enumerate(rewards_in_order)) / comb(m, n)
+
+
 def expected_pick(items: list[tuple[str, float, float]], n: int) -> float:
-    """E[reward of the value pick among a uniformly random n-subset]; items (text, S, reward)."""
-    m = len(items)
+    """E[reward of the value pick among a uniformly random n-subset]; items (text, S, reward),
+    ranked as value_pick ranks them: non-empty answers first, then higher S."""
     order = sorted(items, key=lambda x: (not x[0].strip(), -x[1]))
-    return sum(comb(m - 1 - j, n - 1) * r for j, (_, _, r) in enumerate(order)) / comb(m, n)
+    return _expected_first([r for _, _, r in order], n)
 
 
 def expected_best(rewards: list[float], n: int) -> float:
     """E[max reward among a uniformly random n-subset] (Best-of-n by the grader)."""
-    m = len(rewards)
-    order = sorted(rewards, reverse=True)
-    return sum(comb(m - 1 - j, n - 1) * r for j, r in enumerate(order)) / comb(m, n)
+    return _expected_first(sorted(rewards, reverse=True), n)
 
 
 def main() -> None:
