@@ -213,16 +213,20 @@ def test_seeded_samples_of_prompts_past_one_steps_token_budget(vllm_provider):
 
 def test_an_engine_failure_names_its_root_cause_and_log(vllm_python, tmp_path):
     """With chunked prefill on, vLLM's CPU worker dies on a seeded request ("CPU Generator does
-    not use offset"): the error carries that line and the log's path, not only EngineDeadError."""
+    not use offset"): the error carries that line and the log's path, not only EngineDeadError.
+    One prompt longer than a step's token budget is prefilled in pieces whatever the timing of
+    the requests (a batch of shorter prompts is split only when they land in the same step)."""
     from iro_blackbox.errors import ProviderError
     from iro_blackbox.providers.vllm import VLLMProvider
 
     p = VLLMProvider("smollm2-135m-instruct", python=vllm_python, dtype="float32",
-                     max_model_len=2048, chunked_prefill=True, log_dir=tmp_path)  # fmt: skip
+                     max_model_len=8192, chunked_prefill=True, log_dir=tmp_path)  # fmt: skip
+    one = [[{"role": "user", "content": " ".join(WORDS[j % 12] for j in range(4000))}]]
     try:
         asyncio.run(p.prepare())
+        assert p.count_prompt(one[0]) > STEP_TOKENS
         with pytest.raises(ProviderError) as e:
-            long_batch(p)
+            long_batch(p, one)
     finally:
         asyncio.run(p.aclose())
     msg = str(e.value)
