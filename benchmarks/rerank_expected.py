@@ -29,10 +29,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rerank_stored import mean_se, stored_scores  # noqa: E402
+from rerank_stored import mean_se, stored_pi_t, stored_scores  # noqa: E402
 
-from iro_blackbox.iro.config import AlignConfig  # noqa: E402
-from iro_blackbox.search.common import value_pick  # noqa: E402
 from iro_blackbox.store import RunRepository, open_store  # noqa: E402
 from iro_blackbox.value.combine import weighted_scores  # noqa: E402
 
@@ -79,7 +77,6 @@ def main() -> None:
 
     repo = RunRepository(open_store(args.db))
     run, t, used, models, betas, scored = stored_scores(repo, args.run, None)
-    cfg = AlignConfig.from_dict(dict(run.config))
     by_prompt = {rows[0][0].prompt: rows for rows in scored.values()}
     extra = {}
     for line in Path(args.extra).read_text().splitlines():
@@ -105,14 +102,10 @@ def main() -> None:
 
     # pi_t: the run's stored search (its value pick) and the further draws, averaged per prompt
     ex_prompt = {ex: rows[0][0].prompt for ex, rows in scored.items()}
-    pi: dict[str, list[float]] = {}
-    for ex, rs in _group(repo.rollouts(run.id, t, "eval", cfg.search.policy)).items():
-        i = value_pick([r.response for r in rs], [r.score for r in rs])
-        if ex in ex_prompt:
-            pi.setdefault(ex_prompt[ex], []).append(float(rs[i].reward or 0.0))
+    _, picks = stored_pi_t(repo, run, t)
+    pi = {ex_prompt[ex]: [r] for ex, r in picks.items() if ex in ex_prompt}
     for f in filter(None, args.draws.split(",")):
-        got = json.loads(Path(f).read_text())[0]["rewards"]
-        for p, r in got.items():
+        for p, r in _per_prompt(f)["rewards"].items():
             if p in pi:
                 pi[p].append(float(r))
     common = [p for p in prompts if p in pi]
@@ -137,7 +130,7 @@ def main() -> None:
     rr = {p: expected_pick(items[p], args.compare_n) for p in common}
     out["compare"] = []
     for f in filter(None, args.compare.split(",")):
-        got = json.loads(Path(f).read_text())[0]
+        got = _per_prompt(f)
         mine = {p: float(r) for p, r in got["rewards"].items() if p in pi_mean}
         both = [p for p in common if p in mine]
         d, dse = mean_se([mine[p] - rr[p] for p in both])
@@ -150,11 +143,9 @@ def main() -> None:
     print(json.dumps(out, indent=1))
 
 
-def _group(rows) -> dict[int, list]:
-    out: dict[int, list] = {}
-    for r in rows:
-        out.setdefault(r.example_id, []).append(r)
-    return out
+def _per_prompt(path: str) -> dict:
+    """The first variant of a search_variants.py --per-prompt file."""
+    return json.loads(Path(path).read_text())[0]
 
 
 def _mse(xs: list[float]) -> dict:

@@ -79,6 +79,20 @@ def stored_scores(repo: RunRepository, name: str, upto: int | None) -> tuple:
     return run, t, used, models, betas, scored
 
 
+def stored_pi_t(repo: RunRepository, run, t: int) -> tuple[dict[int, list], dict[int, float]]:
+    """({example_id: pi_t's stored answers}, {example_id: the reward of the answer the search
+    gives without the grader, its value pick}) of the run's evaluation of pi_t."""
+    cfg = AlignConfig.from_dict(dict(run.config))
+    rows: dict[int, list] = {}
+    for r in repo.rollouts(run.id, t, "eval", cfg.search.policy):
+        rows.setdefault(r.example_id, []).append(r)
+    picks = {
+        ex: float(rs[value_pick([r.response for r in rs], [r.score for r in rs])].reward or 0.0)
+        for ex, rs in rows.items()
+    }
+    return rows, picks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="a finished run")
@@ -108,13 +122,7 @@ def main() -> None:
     repo = RunRepository(open_store(args.db))
     run, t, used, models, betas, scored = stored_scores(repo, args.run, args.t)
     cfg = AlignConfig.from_dict(dict(run.config))
-    pi_rows: dict[int, list] = {}
-    for r in repo.rollouts(run.id, t, "eval", cfg.search.policy):
-        pi_rows.setdefault(r.example_id, []).append(r)
-    pi_t = {  # the answer the search gives without the grader (its value pick)
-        ex: float(rs[value_pick([r.response for r in rs], [r.score for r in rs])].reward or 0.0)
-        for ex, rs in pi_rows.items()
-    }
+    pi_rows, pi_t = stored_pi_t(repo, run, t)
     out = {
         "run": run.name,
         "value_models": t,
